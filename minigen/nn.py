@@ -1,0 +1,287 @@
+"""Layers as pairs of pure functions, composed by Sequential.
+
+A layer is two functions (the stax convention):
+
+    init(rng, input_shape) -> (output_shape, params)
+    apply(params, x, *, train=False, rng=None, state=None) -> y
+
+`input_shape` is the shape of ONE example, without the batch axis: (784,) or
+(1, 28, 28). `params` is a plain dict of float32 arrays ({} for layers with
+none), so `autograd.grad` differentiates it and `np.savez` stores it.
+
+Two layers need more than params:
+  - Dropout draws its mask from `rng` (a numpy Generator) in train mode;
+  - BatchNorm keeps running statistics for eval mode. They are not parameters
+    (nothing should differentiate or optimise them), so they live in `state`, a
+    nested dict that the caller owns and BatchNorm updates in train mode.
+
+    >>> G = Sequential(Dense(128), ReLU(), Dense(784), Sigmoid())
+    >>> out_shape, params = G.init(np.random.default_rng(0), (100,))
+    >>> out_shape
+    (784,)
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from minigen import init as initializers
+from minigen import ops
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A named (init, apply) pair. `name` is what error messages show."""
+    name: str
+    init: Callable
+    apply: Callable = field(repr=False)
+
+    def __call__(self, params, x, **kwargs):
+        return self.apply(params, x, **kwargs)
+
+
+def _shape_error(layer, expected, x):
+    return ValueError(f"{layer}: expected input of shape (N, {', '.join(map(str, expected))}), "
+                      f"got {tuple(onp.shape(x))}")
+
+
+def _check_features(layer, x, expected):
+    """Raise a ValueError naming the layer unless x is (N, *expected)."""
+    if tuple(onp.shape(x)[1:]) != tuple(expected):
+        raise _shape_error(layer, expected, x)
+
+
+# --- Layers with parameters -------------------------------------------------
+
+def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.zeros):
+    """y = x @ W + b. x: (N, in) -> (N, out); W: (in, out), b: (out,)."""
+    name = f"Dense({out_features})"
+
+    def init(rng, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"{name}: expects flat inputs (features,), got {input_shape}; add Flatten() before it")
+        shape = (input_shape[0], out_features)
+        return (out_features,), {"W": w_init(rng, shape), "b": b_init(rng, (out_features,))}
+
+    def apply(params, x, **_):
+        if onp.ndim(x) != 2 or onp.shape(x)[1] != params["W"].shape[0]:
+            raise _shape_error(name, (params["W"].shape[0],), x)
+        return np.dot(x, params["W"]) + params["b"]
+
+    return Layer(name, init, apply)
+
+
+def Conv2d(out_channels, kernel_size, stride=1, padding=0,
+           w_init=initializers.glorot_uniform, b_init=initializers.zeros):
+    """Convolution. x: (N, C, H, W) -> (N, out_channels, Ho, Wo); w: (O, C, k, k)."""
+    k, s, p = ops._pair(kernel_size, "kernel_size"), ops._pair(stride, "stride"), ops._pair(padding, "padding")
+    name = f"Conv2d({out_channels}, kernel_size={kernel_size}, stride={stride}, padding={padding})"
+
+    def init(rng, input_shape):
+        c, h, w = _image_shape(name, input_shape)
+        out_hw = [ops.conv_output_size(*a) for a in zip((h, w), k, s, p)]
+        if min(out_hw) < 1:
+            raise ValueError(f"{name}: kernel does not fit input {input_shape}")
+        params = {"w": w_init(rng, (out_channels, c, *k)), "b": b_init(rng, (out_channels,))}
+        return (out_channels, *out_hw), params
+
+    def apply(params, x, **_):
+        if onp.ndim(x) != 4 or onp.shape(x)[1] != params["w"].shape[1]:
+            raise _shape_error(name, (params["w"].shape[1], "H", "W"), x)
+        return ops.conv2d(x, params["w"], params["b"], s, p)
+
+    return Layer(name, init, apply)
+
+
+def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                    w_init=initializers.glorot_uniform, b_init=initializers.zeros):
+    """Transposed convolution (upsampling). x: (N, C, H, W) -> (N, out_channels, Ho, Wo);
+    w: (C, O, k, k) as in torch; Ho = (H - 1)*stride - 2*padding + k + output_padding."""
+    k, s, p = ops._pair(kernel_size, "kernel_size"), ops._pair(stride, "stride"), ops._pair(padding, "padding")
+    op = ops._pair(output_padding, "output_padding")
+    name = f"ConvTranspose2d({out_channels}, kernel_size={kernel_size}, stride={stride}, padding={padding})"
+
+    def init(rng, input_shape):
+        c, h, w = _image_shape(name, input_shape)
+        out_hw = [ops.conv_transpose_output_size(*a) for a in zip((h, w), k, s, p, op)]
+        # Glorot's fan-in and fan-out of a transposed conv are swapped, so init as (O, C) and transpose.
+        w = w_init(rng, (out_channels, c, *k)).transpose(1, 0, 2, 3).copy()
+        return (out_channels, *out_hw), {"w": w, "b": b_init(rng, (out_channels,))}
+
+    def apply(params, x, **_):
+        if onp.ndim(x) != 4 or onp.shape(x)[1] != params["w"].shape[0]:
+            raise _shape_error(name, (params["w"].shape[0], "H", "W"), x)
+        return ops.conv_transpose2d(x, params["w"], params["b"], s, p, op)
+
+    return Layer(name, init, apply)
+
+
+def _image_shape(name, input_shape):
+    if len(input_shape) != 3:
+        raise ValueError(f"{name}: expects image inputs (C, H, W), got {input_shape}; add Reshape() before it")
+    return input_shape
+
+
+def BatchNorm(momentum=0.1, eps=1e-5):
+    """Batch normalisation (Ioffe & Szegedy 2015) over (N, C) or (N, C, H, W) inputs.
+
+    train=True: normalise by the batch's mean and (biased) variance per channel and
+    update state's running mean and unbiased variance, as torch does.
+    train=False: normalise by the running statistics (0 and 1 before any training).
+    params: gamma, beta of shape (C,).
+    """
+    name = f"BatchNorm(momentum={momentum}, eps={eps})"
+
+    def init(rng, input_shape):
+        c = input_shape[0]
+        return tuple(input_shape), {"gamma": onp.ones(c, onp.float32), "beta": onp.zeros(c, onp.float32)}
+
+    def apply(params, x, *, train=False, state=None, **_):
+        c = params["gamma"].shape[0]
+        if onp.ndim(x) not in (2, 4) or onp.shape(x)[1] != c:
+            raise _shape_error(name, (c,) if onp.ndim(x) == 2 else (c, "H", "W"), x)
+        axes = (0,) if onp.ndim(x) == 2 else (0, 2, 3)
+        bshape = (1, c) + (1,) * (onp.ndim(x) - 2)
+        if train:
+            mean = np.mean(x, axis=axes, keepdims=True)
+            var = np.mean((x - mean) ** 2, axis=axes, keepdims=True)
+            if state is not None:
+                _update_running_stats(state, getval(mean), getval(var), x.size // c, momentum)
+        else:
+            mean = (state or {}).get("mean", onp.zeros(c, onp.float32)).reshape(bshape)
+            var = (state or {}).get("var", onp.ones(c, onp.float32)).reshape(bshape)
+        x_hat = (x - mean) / np.sqrt(var + eps)
+        return x_hat * np.reshape(params["gamma"], bshape) + np.reshape(params["beta"], bshape)
+
+    return Layer(name, init, apply)
+
+
+def _update_running_stats(state, mean, var, count, momentum):
+    """Exponential moving averages; the variance made unbiased (n / (n-1)) as in torch."""
+    mean, var = mean.ravel(), var.ravel() * (count / max(count - 1, 1))
+    old_mean = state.get("mean", onp.zeros_like(mean))
+    old_var = state.get("var", onp.ones_like(var))
+    state["mean"] = ((1 - momentum) * old_mean + momentum * mean).astype(onp.float32)
+    state["var"] = ((1 - momentum) * old_var + momentum * var).astype(onp.float32)
+
+
+def Dropout(rate):
+    """Zero each input with probability `rate` in train mode, scaling the rest by
+    1/(1-rate) so the expected activation is unchanged; the identity in eval mode."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+    name = f"Dropout({rate})"
+
+    def apply(params, x, *, train=False, rng=None, **_):
+        if not train or rate == 0:
+            return x
+        if rng is None:
+            raise ValueError(f"{name}: train mode needs rng=numpy.random.Generator to draw the mask")
+        keep = rng.random(onp.shape(x)) >= rate
+        return x * (keep.astype(onp.float32) / (1 - rate))
+
+    return Layer(name, lambda rng, input_shape: (tuple(input_shape), {}), apply)
+
+
+# --- Layers without parameters -------------------------------------------------
+
+def elementwise(fn, name):
+    """A parameter-free layer that applies fn to every entry (shape unchanged)."""
+    return Layer(name, lambda rng, input_shape: (tuple(input_shape), {}),
+                 lambda params, x, **_: fn(x))
+
+
+def ReLU():
+    return elementwise(ops.relu, "ReLU()")
+
+
+def LeakyReLU(negative_slope=0.2):
+    return elementwise(lambda x: ops.leaky_relu(x, negative_slope), f"LeakyReLU({negative_slope})")
+
+
+def Sigmoid():
+    return elementwise(ops.sigmoid, "Sigmoid()")
+
+
+def Tanh():
+    return elementwise(np.tanh, "Tanh()")
+
+
+def Reshape(shape):
+    """(N, *input_shape) -> (N, *shape); the number of features must match."""
+    shape = tuple(shape)
+    name = f"Reshape({shape})"
+
+    def init(rng, input_shape):
+        if int(onp.prod(input_shape)) != int(onp.prod(shape)):
+            raise ValueError(f"{name}: cannot reshape {tuple(input_shape)} ({int(onp.prod(input_shape))} "
+                             f"features) to {shape} ({int(onp.prod(shape))} features)")
+        return shape, {}
+
+    def apply(params, x, **_):
+        if onp.size(x) != onp.shape(x)[0] * int(onp.prod(shape)):
+            raise ValueError(f"{name}: expected {int(onp.prod(shape))} features per example, "
+                             f"got input of shape {tuple(onp.shape(x))}")
+        return np.reshape(x, (onp.shape(x)[0],) + shape)
+
+    return Layer(name, init, apply)
+
+
+def Flatten():
+    """(N, C, H, W) -> (N, C*H*W)."""
+    return Layer("Flatten()",
+                 lambda rng, input_shape: ((int(onp.prod(input_shape)),), {}),
+                 lambda params, x, **_: np.reshape(x, (onp.shape(x)[0], -1)))
+
+
+# --- Composition ---------------------------------------------------------------
+
+def Sequential(*layers):
+    """Apply layers one after another. params and state are lists, one entry per layer.
+
+    Checks what enters: a float32 array of the shape given at init, with no NaN/Inf.
+    A wrong shape deeper in the stack is reported with the layer's position.
+    """
+    if not all(isinstance(layer, Layer) for layer in layers):
+        raise TypeError("Sequential takes layers such as Dense(128) or ReLU(); did you forget the ()?")
+    name = "Sequential(" + ", ".join(layer.name for layer in layers) + ")"
+
+    def init(rng, input_shape):
+        shape, params = tuple(input_shape), []
+        for layer in layers:
+            shape, p = layer.init(rng, shape)
+            params.append(p)
+        return shape, params
+
+    def apply(params, x, *, train=False, rng=None, state=None, **_):
+        if len(params) != len(layers):
+            raise ValueError(f"{name}: got params for {len(params)} layers, expected {len(layers)}")
+        check_input(x)
+        for i, (layer, p) in enumerate(zip(layers, params)):
+            sub_state = None if state is None else state.setdefault(str(i), {})
+            try:
+                x = layer.apply(p, x, train=train, rng=rng, state=sub_state)
+            except ValueError as err:
+                if str(err).startswith("layer "):
+                    raise
+                raise ValueError(f"layer {i} of {len(layers)}: {err}") from None
+        return x
+
+    return Layer(name, init, apply)
+
+
+def check_input(x):
+    """Raise a clear error unless x is a finite floating-point array."""
+    value = getval(x)
+    if not isinstance(value, onp.ndarray):
+        raise TypeError(f"expected a numpy float32 array, got {type(value).__name__}")
+    if value.dtype != onp.float32:
+        if not onp.issubdtype(value.dtype, onp.floating):
+            raise TypeError(f"expected float32 input, got {value.dtype} (scale images to [0, 1] as float32 first)")
+        if value.dtype != onp.float64:  # float64 is allowed: gradient checks run in it
+            raise TypeError(f"expected float32 input, got {value.dtype}")
+    if not onp.isfinite(value).all():
+        bad = onp.argwhere(~onp.isfinite(value))[0]
+        raise ValueError(f"input contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")

@@ -1,0 +1,233 @@
+"""Autograd primitives that numpy lacks: convolutions and stable logistic functions.
+
+Three convolution primitives close over each other's gradients:
+
+    conv2d(x, w)                  y[n,o,i,j] = sum_{c,a,b} xpad[n,c,i*s+a,j*s+b] w[o,c,a,b]
+    conv_transpose2d(y, w)        the adjoint of conv2d in x (what torch calls it)
+    conv2d_grad_weight(x, g)      the adjoint of conv2d in w
+
+Each is bilinear, so each VJP is one of the three again: the gradient of a
+convolution w.r.t. its input is a transposed convolution and vice versa. Because
+the VJPs are built from differentiable primitives, gradients of gradients work —
+WGAN-GP's penalty differentiates through the backward pass of its critic.
+
+All of them keep the dtype they are given: float32 in, float32 out.
+"""
+import autograd.numpy as np
+import numpy as onp
+from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _pair(v, name):
+    """An int or a pair of ints -> a pair (for height and width)."""
+    pair = (v, v) if isinstance(v, (int, onp.integer)) else tuple(v)
+    if len(pair) != 2 or any(int(p) != p or p < 0 for p in pair):
+        raise ValueError(f"{name} must be a non-negative int or a pair of them, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """Spatial output size of conv2d along one axis (the usual floor formula)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_transpose_output_size(size, kernel, stride, padding, output_padding):
+    """Spatial output size of conv_transpose2d along one axis."""
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
+def _check_4d(name, arr, what):
+    if onp.ndim(arr) != 4:
+        raise ValueError(f"{name}: expected {what} as a 4-d array, got shape {onp.shape(arr)}")
+
+
+def _im2col_windows(x, kernel, stride, padding, out_hw):
+    """Sliding windows of the padded input, a strided *view* (no copy yet).
+
+    x: (N, C, H, W) -> (N, C, Ho, Wo, kh, kw), window (i, j) starting at (i*s, j*s).
+    """
+    (ph, pw), (sh, sw) = padding, stride
+    if ph or pw:
+        x = onp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+    return windows[:, :, : out_hw[0], : out_hw[1]]
+
+
+@primitive
+def _conv2d(x, w, stride, padding):
+    """x: (N, C, H, W), w: (O, C, kh, kw) -> (N, O, Ho, Wo), with one GEMM."""
+    kh, kw = w.shape[2:]
+    out_hw = (conv_output_size(x.shape[2], kh, stride[0], padding[0]),
+              conv_output_size(x.shape[3], kw, stride[1], padding[1]))
+    windows = _im2col_windows(x, (kh, kw), stride, padding, out_hw)
+    # tensordot copies the windows into one (N*Ho*Wo, C*kh*kw) matrix: im2col + GEMM.
+    out = onp.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
+    return onp.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+@primitive
+def _conv_transpose2d(y, w, stride, padding, out_hw):
+    """y: (N, Cin, H, W), w: (Cin, Cout, kh, kw) -> (N, Cout, *out_hw): col2im.
+
+    Every input pixel spreads w[ci] over a kh x kw patch of the output; patches of
+    neighbouring pixels overlap and add. One GEMM makes all patches, then we add
+    them in with a loop over the kh*kw kernel offsets (never over pixels).
+    """
+    n, _, h, wd = y.shape
+    cout, kh, kw = w.shape[1:]
+    (sh, sw), (ph, pw) = stride, padding
+    cols = onp.tensordot(y, w, axes=([1], [0]))  # (N, H, W, Cout, kh, kw)
+    full = onp.zeros((n, cout, max(out_hw[0] + 2 * ph, (h - 1) * sh + kh),
+                      max(out_hw[1] + 2 * pw, (wd - 1) * sw + kw)), dtype=cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            full[:, :, a:a + sh * h:sh, b:b + sw * wd:sw] += cols[..., a, b].transpose(0, 3, 1, 2)
+    return onp.ascontiguousarray(full[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]])
+
+
+@primitive
+def _conv2d_grad_weight(x, g, kernel, stride, padding):
+    """dL/dw of conv2d: x (N, C, H, W), g = dL/dy (N, O, Ho, Wo) -> (O, C, kh, kw)."""
+    windows = _im2col_windows(x, kernel, stride, padding, g.shape[2:])
+    return onp.tensordot(g, windows, axes=([0, 2, 3], [0, 2, 3]))
+
+
+# The VJPs. Each primitive is bilinear in its two array arguments, so the VJP for
+# one argument is a primitive applied to the other argument and the cotangent.
+defvjp(
+    _conv2d,
+    lambda ans, x, w, stride, padding: lambda g: _conv_transpose2d(g, w, stride, padding, x.shape[2:]),
+    lambda ans, x, w, stride, padding: lambda g: _conv2d_grad_weight(x, g, w.shape[2:], stride, padding),
+)
+defvjp(
+    _conv_transpose2d,
+    lambda ans, y, w, stride, padding, out_hw: lambda g: _conv2d(g, w, stride, padding),
+    lambda ans, y, w, stride, padding, out_hw: lambda g: _conv2d_grad_weight(g, y, w.shape[2:], stride, padding),
+)
+defvjp(
+    _conv2d_grad_weight,
+    lambda ans, x, g, kernel, stride, padding: lambda v: _conv_transpose2d(g, v, stride, padding, x.shape[2:]),
+    lambda ans, x, g, kernel, stride, padding: lambda v: _conv2d(x, v, stride, padding),
+)
+
+
+def _add_channel_bias(out, b, n_channels, name):
+    if b is None:
+        return out
+    if onp.shape(b) != (n_channels,):
+        raise ValueError(f"{name}: expected bias of shape ({n_channels},), got {onp.shape(b)}")
+    return out + np.reshape(b, (1, n_channels, 1, 1))
+
+
+def conv2d(x, w, b=None, stride=1, padding=0):
+    """2-d convolution (cross-correlation), the same numbers as torch's conv2d.
+
+    x: (N, C, H, W); w: (O, C, kh, kw); b: (O,) or None
+    -> (N, O, Ho, Wo) with Ho = (H + 2*padding - kh) // stride + 1 (likewise Wo).
+    """
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    _check_4d("conv2d", x, "input (N, C, H, W)")
+    _check_4d("conv2d", w, "weight (O, C, kh, kw)")
+    if onp.shape(x)[1] != onp.shape(w)[1]:
+        raise ValueError(f"conv2d: weight {onp.shape(w)} expects {onp.shape(w)[1]} input channels, "
+                         f"input {onp.shape(x)} has {onp.shape(x)[1]}")
+    for size, k, s, p in zip(onp.shape(x)[2:], onp.shape(w)[2:], stride, padding):
+        if min(s, k) < 1 or size + 2 * p < k:
+            raise ValueError(f"conv2d: kernel {onp.shape(w)[2:]} with stride {stride} does not fit "
+                             f"input {onp.shape(x)[2:]} padded by {padding}")
+    return _add_channel_bias(_conv2d(x, w, stride, padding), b, onp.shape(w)[0], "conv2d")
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
+    """Transposed convolution, the same numbers as torch's conv_transpose2d.
+
+    x: (N, Cin, H, W); w: (Cin, Cout, kh, kw); b: (Cout,) or None
+    -> (N, Cout, Ho, Wo) with Ho = (H - 1)*stride - 2*padding + kh + output_padding.
+    It is the gradient of conv2d w.r.t. its input: <conv2d(u, w), x> = <u, conv_transpose2d(x, w)>.
+    """
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    output_padding = _pair(output_padding, "output_padding")
+    _check_4d("conv_transpose2d", x, "input (N, Cin, H, W)")
+    _check_4d("conv_transpose2d", w, "weight (Cin, Cout, kh, kw)")
+    if onp.shape(x)[1] != onp.shape(w)[0]:
+        raise ValueError(f"conv_transpose2d: weight {onp.shape(w)} expects {onp.shape(w)[0]} input "
+                         f"channels, input {onp.shape(x)} has {onp.shape(x)[1]}")
+    if any(op >= s for op, s in zip(output_padding, stride)):
+        # torch's rule: output_padding only picks among outputs that map to the same input size.
+        raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller than stride {stride}")
+    out_hw = tuple(conv_transpose_output_size(*args) for args in
+                   zip(onp.shape(x)[2:], onp.shape(w)[2:], stride, padding, output_padding))
+    if min(out_hw) < 1 or min(stride) < 1:
+        raise ValueError(f"conv_transpose2d: output size {out_hw} is empty for input {onp.shape(x)[2:]}, "
+                         f"kernel {onp.shape(w)[2:]}, stride {stride}, padding {padding}")
+    return _add_channel_bias(_conv_transpose2d(x, w, stride, padding, out_hw), b, onp.shape(w)[1],
+                             "conv_transpose2d")
+
+
+# --- Stable logistic functions --------------------------------------------------
+# log(1 + e^x) overflows for x > 88 in float32 and log(sigmoid(x)) underflows to
+# log(0) for x < -104; the forms below are exact rearrangements that never do.
+
+@primitive
+def sigmoid(x):
+    """1 / (1 + e^-x), written so that e^(...) never overflows and both tails keep
+    their relative precision: with e = e^-|x|, it is 1/(1+e) for x >= 0, e/(1+e) below."""
+    e = onp.exp(-onp.abs(x))
+    return onp.where(x >= 0, 1, e) / (1 + e)
+
+
+@primitive
+def softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): finite for any finite x."""
+    return onp.maximum(x, 0) + onp.log1p(onp.exp(-onp.abs(x)))
+
+
+defvjp(sigmoid, lambda ans, x: lambda g: g * ans * (1 - ans))
+defvjp(softplus, lambda ans, x: lambda g: g * sigmoid(x))
+
+
+def log_sigmoid(x):
+    """log sigmoid(x) = -softplus(-x)."""
+    return -softplus(-x)
+
+
+def bce_with_logits(logits, targets):
+    """Elementwise binary cross-entropy -[t log s(l) + (1 - t) log(1 - s(l))], s = sigmoid.
+
+    Rearranged as softplus(l) - t*l, finite for logits of any size; targets may be
+    any values in [0, 1], not only {0, 1}. Same shape as the inputs (no reduction).
+    """
+    return softplus(logits) - targets * logits
+
+
+@primitive
+def relu(x):
+    """max(x, 0). Its own primitive: autograd's VJP of np.maximum returns float64."""
+    return onp.maximum(x, 0)
+
+
+# The mask is a constant, so this VJP is linear in g and can be differentiated again.
+defvjp(relu, lambda ans, x: lambda g: g * (ans > 0))
+
+
+@primitive
+def leaky_relu(x, negative_slope=0.2):
+    """x for x > 0, negative_slope * x otherwise. A primitive because the VJP of
+    np.where with a Python float slope returns float64."""
+    return onp.where(x > 0, x, negative_slope * x)
+
+
+defvjp(leaky_relu, lambda ans, x, negative_slope=0.2: lambda g: np.where(x > 0, g, negative_slope * g))
+
+
+def log_softmax(logits, axis=-1):
+    """logits - logsumexp(logits), shifted by the (constant) max for stability.
+
+    The shift cancels in the result, so it carries no gradient of its own.
+    """
+    shift = onp.max(getval(logits), axis=axis, keepdims=True)
+    shifted = logits - shift
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+

@@ -1,0 +1,148 @@
+"""Optimisers that update a parameter tree in place, one array at a time.
+
+`params` is a nested dict/list of float32 arrays, as the layers make them. The
+optimiser keeps references to those arrays and overwrites them with `out=`
+ufuncs, so the model sees new values without the tree being rebuilt, and no
+step ever flattens the whole tree into one vector (HIPS autograd's optimisers
+do, and pay a copy of every parameter twice a step).
+
+The update rules are torch.optim's, term for term, so that the same
+hyper-parameters give the same trajectory.
+"""
+import numpy as np
+
+
+def leaves(tree):
+    """The arrays of a nested dict/list, in a fixed order (dict keys sorted)."""
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree) for leaf in leaves(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in leaves(item)]
+    return [tree]
+
+
+class Optimizer:
+    """Shared bookkeeping: the parameter arrays, per-array state, save/load."""
+
+    state_names = ()  # per-parameter buffers, e.g. ("m", "v") for Adam
+
+    def __init__(self, params, lr):
+        self.params = leaves(params)
+        for i, p in enumerate(self.params):
+            if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"parameter {i}: expected a float numpy array, got {type(p).__name__} "
+                                f"{getattr(p, 'dtype', '')}")
+        if lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        self.lr = lr
+        self.t = 0  # steps taken
+        self.state = {name: [np.zeros_like(p) for p in self.params] for name in self.state_names}
+
+    def step(self, grads):
+        """Update every parameter in place from `grads`, a tree shaped like params."""
+        grads = leaves(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"got {len(grads)} gradient arrays for {len(self.params)} parameters")
+        self.t += 1
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if np.shape(g) != p.shape:
+                raise ValueError(f"gradient {i} has shape {np.shape(g)}, its parameter {p.shape}")
+            self.update(p, g, *(self.state[name][i] for name in self.state_names))
+
+    def update(self, p, g, *buffers):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """Step count and buffers as plain arrays (for np.savez; no pickle needed)."""
+        out = {"t": np.array(self.t)}
+        for name in self.state_names:
+            out.update({f"{name}.{i}": buf.copy() for i, buf in enumerate(self.state[name])})
+        return out
+
+    def load_state_dict(self, state):
+        for name in self.state_names:
+            for i, buf in enumerate(self.state[name]):
+                saved = np.asarray(state[f"{name}.{i}"])
+                if saved.shape != buf.shape:
+                    raise ValueError(f"optimizer state {name}.{i} has shape {saved.shape}, "
+                                     f"its parameter {buf.shape}")
+                buf[...] = saved
+        self.t = int(state["t"])
+
+
+class SGD(Optimizer):
+    """p -= lr * v, v = momentum * v + g (torch's form; Nesterov looks ahead: g + momentum * v)."""
+
+    state_names = ("velocity",)
+
+    def __init__(self, params, lr=1e-2, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+
+    def update(self, p, g, velocity):
+        if self.weight_decay:
+            g = g + self.weight_decay * p
+        if self.momentum:
+            # torch starts the velocity at the first gradient, not at momentum * 0 + g: same thing.
+            velocity *= self.momentum
+            velocity += g
+            g = g + self.momentum * velocity if self.nesterov else velocity
+        p -= self.lr * g
+
+
+class RMSprop(Optimizer):
+    """p -= lr * g / (sqrt(E[g^2]) + eps), E[g^2] a moving average with decay alpha (Hinton's lecture 6e)."""
+
+    state_names = ("square_avg",)
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8):
+        super().__init__(params, lr)
+        self.alpha, self.eps = alpha, eps
+
+    def update(self, p, g, square_avg):
+        square_avg *= self.alpha
+        square_avg += (1 - self.alpha) * g * g
+        denom = np.sqrt(square_avg)
+        denom += self.eps
+        p -= self.lr * g / denom
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015): moving averages m of g and v of g^2, bias-corrected.
+
+    weight_decay adds weight_decay * p to the gradient (torch's Adam); with
+    decoupled=True it instead shrinks p by lr * weight_decay each step (AdamW,
+    Loshchilov & Hutter 2019).
+    """
+
+    state_names = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
+        super().__init__(params, lr)
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        self.betas, self.eps, self.weight_decay, self.decoupled = betas, eps, weight_decay, decoupled
+
+    def update(self, p, g, m, v):
+        b1, b2 = self.betas
+        if self.weight_decay and self.decoupled:
+            p *= 1 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            g = g + self.weight_decay * p
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        # Bias correction: m and v start at 0, so early averages underestimate.
+        step_size = self.lr / (1 - b1 ** self.t)
+        denom = np.sqrt(v)
+        denom /= np.sqrt(1 - b2 ** self.t)
+        denom += self.eps
+        p -= step_size * (m / denom)
+
+
+def AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    """Adam with decoupled weight decay (torch.optim.AdamW's defaults)."""
+    return Adam(params, lr, betas, eps, weight_decay, decoupled=True)

@@ -1,0 +1,19 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minigen",
+    version="0.1.0",
+    description="Deep generative models (VAEs, GANs) from scratch in NumPy + autograd, small enough to read",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["minigen", "minigen.*"]),
+    package_data={"minigen": ["mnist_sample/*.gz", "mnist_sample/README.md"]},
+    install_requires=["numpy>=1.24", "autograd>=1.6", "matplotlib>=3.6", "tqdm>=4.60", "pooch>=1.6"],
+    extras_require={
+        # torch is only a reference in tests and benchmarks; 2.13 is the CPU build this project pins.
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "torch>=2.13,<2.14"],
+        "dev": ["ruff>=0.5"],
+    },
+    entry_points={"console_scripts": ["minigen=minigen.cli:main"]},
+)

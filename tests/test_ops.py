@@ -1,0 +1,207 @@
+"""ops.py against torch (forward, gradients, double backprop) and finite differences."""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from autograd import grad
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from minigen import ops
+from minigen.gradcheck import check_grad, relative_error
+
+
+def close(a, b, tol=1e-5):
+    """float32 agreement, relative to the scale of the reference."""
+    b = np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max(initial=0))))
+
+
+@st.composite
+def conv_case(draw, transpose=False):
+    n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    output_padding = draw(st.integers(0, stride - 1)) if transpose else 0
+    if transpose:  # torch needs padding to leave a non-empty output
+        assume(min((h - 1) * stride - 2 * padding + kh, (w - 1) * stride - 2 * padding + kw) + output_padding >= 1)
+        assume(padding < max(kh, kw))
+    else:
+        assume(h + 2 * padding >= kh and w + 2 * padding >= kw)
+    seed = draw(st.integers(0, 2**16))
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((n, c, h, w)).astype(np.float32)
+    wshape = (c, o, kh, kw) if transpose else (o, c, kh, kw)
+    weight = r.standard_normal(wshape).astype(np.float32)
+    bias = r.standard_normal(o).astype(np.float32)
+    return x, weight, bias, stride, padding, output_padding
+
+
+def torch_conv(x, w, b, stride, padding, output_padding, transpose, requires_grad=False):
+    args = [torch.tensor(a, requires_grad=requires_grad) for a in (x, w, b)]
+    if transpose:
+        return args, F.conv_transpose2d(*args, stride=stride, padding=padding, output_padding=output_padding)
+    return args, F.conv2d(*args, stride=stride, padding=padding)
+
+
+def mg_conv(x, w, b, stride, padding, output_padding, transpose):
+    if transpose:
+        return ops.conv_transpose2d(x, w, b, stride, padding, output_padding)
+    return ops.conv2d(x, w, b, stride, padding)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@given(data=st.data())
+def test_conv_forward_and_gradients_match_torch(transpose, data):
+    x, w, b, s, p, op = data.draw(conv_case(transpose))
+    (tx, tw, tb), ty = torch_conv(x, w, b, s, p, op, transpose, requires_grad=True)
+    y = mg_conv(x, w, b, s, p, op, transpose)
+    assert y.dtype == np.float32
+    close(y, ty.detach().numpy())
+    # A random cotangent makes every gradient entry a generic, non-degenerate number.
+    r = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    (ty * torch.tensor(r)).sum().backward()
+    loss = lambda x, w, b: anp.sum(mg_conv(x, w, b, s, p, op, transpose) * r)
+    for argnum, ref in enumerate((tx, tw, tb)):
+        g = grad(loss, argnum)(x, w, b)
+        assert g.dtype == np.float32
+        close(g, ref.grad.numpy(), 1e-4)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@given(data=st.data())
+def test_conv_gradients_match_finite_differences(transpose, data):
+    x, w, b, s, p, op = data.draw(conv_case(transpose))
+    x, w, b = (a.astype(np.float64) for a in (x, w, b))
+    r = np.random.default_rng(2).standard_normal(mg_conv(x, w, b, s, p, op, transpose).shape)
+    assert check_grad(lambda x_: anp.sum(mg_conv(x_, w, b, s, p, op, transpose) * r), x) < 1e-6
+    assert check_grad(lambda w_: anp.sum(mg_conv(x, w_, b, s, p, op, transpose) * r), w) < 1e-6
+
+
+@given(data=st.data())
+def test_conv_transpose_is_the_adjoint_of_conv(data):
+    """<conv2d(x, w), y> = <x, conv_transpose2d(y, w)> for every x, y."""
+    x, w, _, s, p, _ = data.draw(conv_case())
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    y = np.random.default_rng(3).standard_normal(ops.conv2d(x, w, None, s, p).shape)
+    out_h = ops.conv_transpose_output_size(y.shape[2], w.shape[2], s, p, 0)
+    out_w = ops.conv_transpose_output_size(y.shape[3], w.shape[3], s, p, 0)
+    # output_padding recovers the rows a strided conv skipped at the far edge
+    op = (x.shape[2] - out_h, x.shape[3] - out_w)
+    assume(max(op) < s)
+    lhs = np.sum(ops.conv2d(x, w, None, s, p) * y)
+    rhs = np.sum(x * ops.conv_transpose2d(y, w, None, s, p, op))
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@given(data=st.data())
+def test_double_backprop_matches_torch(transpose, data):
+    """d/dw of ||dL/dx||^2 — the shape of WGAN-GP's penalty — through both convolutions."""
+    x, w, b, s, p, op = data.draw(conv_case(transpose))
+
+    def penalty(w_):
+        dx = grad(lambda x_: anp.sum(anp.tanh(mg_conv(x_, w_, b, s, p, op, transpose))))(x)
+        return anp.sum(dx ** 2)
+
+    g = grad(penalty)(w)
+    (tx, tw, tb), ty = torch_conv(x, w, b, s, p, op, transpose, requires_grad=True)
+    (dx,) = torch.autograd.grad(torch.tanh(ty).sum(), tx, create_graph=True)
+    (dx ** 2).sum().backward()
+    assert g.dtype == np.float32
+    close(g, tw.grad.numpy(), 1e-4)
+
+
+def test_conv_second_order_matches_finite_differences():
+    r = np.random.default_rng(4)
+    x, w = r.standard_normal((2, 3, 6, 5)), r.standard_normal((4, 3, 3, 3))
+
+    def penalty(w_):
+        dx = grad(lambda x_: anp.sum(anp.tanh(ops.conv2d(x_, w_, None, 2, 1))))(x)
+        return anp.sum(dx ** 2)
+
+    assert check_grad(penalty, w) < 1e-6
+
+
+def test_conv_errors_name_what_was_expected():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="expects 3 input channels, input .* has 2"):
+        ops.conv2d(x[:, :2], np.zeros((4, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="4-d"):
+        ops.conv2d(x[0], np.zeros((4, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        ops.conv2d(x, np.zeros((4, 3, 9, 9), np.float32))
+    with pytest.raises(ValueError, match=r"bias of shape \(4,\)"):
+        ops.conv2d(x, np.zeros((4, 3, 3, 3), np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="output_padding .* smaller than stride"):
+        ops.conv_transpose2d(x, np.zeros((3, 4, 3, 3), np.float32), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="stride must be"):
+        ops.conv2d(x, np.zeros((4, 3, 3, 3), np.float32), stride=-1)
+
+
+# --- stable logistic functions ----------------------------------------------------
+
+EXTREME = np.array([-1e4, -200.0, -30.0, -1.0, 0.0, 1e-3, 1.0, 30.0, 200.0, 1e4], np.float32)
+
+
+@pytest.mark.parametrize("name, ref", [
+    ("softplus", F.softplus), ("log_sigmoid", F.logsigmoid), ("sigmoid", torch.sigmoid), ("relu", torch.relu),
+    ("leaky_relu", lambda t: F.leaky_relu(t, 0.2)),
+])
+def test_elementwise_ops_match_torch_at_extremes(name, ref):
+    fn = getattr(ops, name)
+    t = torch.tensor(EXTREME, requires_grad=True)
+    ref(t).sum().backward()
+    value, g = fn(EXTREME), grad(lambda z: anp.sum(fn(z)))(EXTREME)
+    assert value.dtype == g.dtype == np.float32
+    assert np.isfinite(value).all() and np.isfinite(g).all()
+    np.testing.assert_allclose(value, ref(torch.tensor(EXTREME)).numpy(), rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-30)
+
+
+@given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=20),
+       st.lists(st.floats(0, 1, width=32), min_size=20, max_size=20))
+def test_bce_with_logits_matches_torch(logits, targets):
+    logits = np.array(logits, np.float32)
+    targets = np.array(targets[:len(logits)], np.float32)
+    tl = torch.tensor(logits, requires_grad=True)
+    ref = F.binary_cross_entropy_with_logits(tl, torch.tensor(targets), reduction="none")
+    ref.sum().backward()
+    value = ops.bce_with_logits(logits, targets)
+    g = grad(lambda z: anp.sum(ops.bce_with_logits(z, targets)))(logits)
+    assert value.dtype == g.dtype == np.float32
+    close(value, ref.detach().numpy())
+    close(g, tl.grad.numpy())
+
+
+@pytest.mark.parametrize("name", ["softplus", "log_sigmoid", "sigmoid", "leaky_relu", "log_softmax"])
+def test_smooth_ops_match_finite_differences(name):
+    x = np.random.default_rng(5).standard_normal((3, 4)) * 3
+    r = np.random.default_rng(6).standard_normal((3, 4))
+    fn = getattr(ops, name)
+    assert check_grad(lambda z: anp.sum(fn(z) * r), x) < 1e-6
+
+
+def test_relu_gradient_away_from_the_kink():
+    x = np.array([-2.0, -0.5, 0.5, 3.0])
+    assert check_grad(lambda z: anp.sum(ops.relu(z) * np.arange(1.0, 5.0)), x) < 1e-8
+
+
+def test_second_derivatives_of_softplus_and_sigmoid():
+    x = np.linspace(-5, 5, 7)
+    d_softplus = lambda z: anp.sum(grad(lambda u: anp.sum(ops.softplus(u)))(z) ** 2)
+    assert check_grad(d_softplus, x) < 1e-6
+
+
+def test_log_softmax_matches_torch_for_large_logits():
+    z = np.array([[1e4, 0.0, -1e4], [1.0, 2.0, 3.0]], np.float32)
+    out = ops.log_softmax(z)
+    assert out.dtype == np.float32
+    close(out, torch.log_softmax(torch.tensor(z), dim=1).numpy())
+
+
+def test_relative_error_is_zero_for_equal_and_large_for_different():
+    assert relative_error([1.0, 2.0], [1.0, 2.0]) == 0
+    assert relative_error([1.0, 2.0], [1.0, -2.0]) == 1.0
