@@ -35,6 +35,9 @@ def save_params(path, params, **extra):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {**flatten(params, "params"), **{k: np.asarray(v) for k, v in extra.items()}}
+    for key, value in arrays.items():
+        if value.dtype == object:
+            raise TypeError(f"cannot save {key!r}: object arrays need pickle; store numbers or strings")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

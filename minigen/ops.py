@@ -16,6 +16,8 @@ All of them keep the dtype they are given: float32 in, float32 out.
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
+from autograd.numpy import numpy_wrapper
+from autograd.numpy.numpy_vjps import repeat_to_match_shape
 from autograd.tracer import getval
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -231,3 +233,22 @@ def log_softmax(logits, axis=-1):
     shifted = logits - shift
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
+
+
+# --- A float64 leak in autograd, mended -----------------------------------------
+# autograd's VJP of np.mean divides by a numpy int64 count, and under numpy 2's
+# promotion rules float32 / int64 is float64: every gradient that flowed through a
+# mean came back float64 (found by tests/test_nn.py). Dividing by a Python int
+# keeps the dtype. Registering it here mends np.mean for all code that imports
+# minigen, the users' own losses included; the values are unchanged.
+def _mean_vjp(ans, x, axis=None, keepdims=False, **kwargs):
+    shape, dtype = onp.shape(x), onp.result_type(x)
+
+    def vjp(g):
+        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
+        return g_repeated / int(count)
+
+    return vjp
+
+
+defvjp(numpy_wrapper._primitive_mean, _mean_vjp)

@@ -205,3 +205,12 @@ def test_log_softmax_matches_torch_for_large_logits():
 def test_relative_error_is_zero_for_equal_and_large_for_different():
     assert relative_error([1.0, 2.0], [1.0, 2.0]) == 0
     assert relative_error([1.0, 2.0], [1.0, -2.0]) == 1.0
+
+
+def test_gradients_through_np_mean_stay_float32():
+    """autograd's own VJP of np.mean returns float64 for float32 input; minigen.ops mends it."""
+    x = np.ones((3, 4), np.float32)
+    for loss in (lambda z: anp.mean(z), lambda z: anp.sum(anp.mean(z, axis=0)),
+                 lambda z: anp.sum(anp.mean(z, axis=(0, 1), keepdims=True))):
+        assert grad(loss)(x).dtype == np.float32
+    np.testing.assert_allclose(grad(lambda z: anp.mean(z))(x), np.full((3, 4), 1 / 12, np.float32))

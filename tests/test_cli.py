@@ -1,0 +1,59 @@
+"""The console script and python -m minigen, as a user runs them."""
+import subprocess
+import sys
+
+import pytest
+
+from minigen.cli import main
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "minigen", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for word in ("data", "demo", "examples:"):
+        assert word in result.stdout
+    assert "classifier" in run("demo", "--help").stdout
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(["minigen", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("minigen ")
+
+
+def test_data_verifies_mnist(mnist_dir, capsys):
+    assert main(["data", "--data-dir", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "train: 60000 images" in out and "test: 10000 images" in out and "SHA-256 verified" in out
+
+
+def test_missing_data_is_one_clear_line_and_exit_1(tmp_path, monkeypatch):
+    env = {"PATH": "", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = run("data", "--data-dir", str(tmp_path / "nowhere"), env={**env, "PYTHONPATH": ":".join(sys.path)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("minigen: error: MNIST not found") and "Traceback" not in result.stderr
+
+
+def test_unknown_demo_and_flag(capsys):
+    assert main(["demo", "nope"]) == 1
+    assert "unknown demo 'nope'; choose from: classifier" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--no-such-flag"])
+    assert exit_info.value.code == 2
+
+
+def test_debug_shows_the_traceback():
+    result = run("--debug", "demo", "nope")
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_classifier_demo_runs_on_the_sample(tmp_path):
+    result = run("demo", "classifier", "--", "--sample", "--epochs", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout and (tmp_path / "classifier.npz").is_file()
+    accuracy = float(result.stdout.split("test accuracy ")[1].split("%")[0])
+    assert accuracy > 70  # one epoch on 3,000 images: far above chance (10%)
