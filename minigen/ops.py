@@ -80,13 +80,15 @@ def _conv_transpose2d(y, w, stride, padding, out_hw):
     n, _, h, wd = y.shape
     cout, kh, kw = w.shape[1:]
     (sh, sw), (ph, pw) = stride, padding
-    cols = onp.tensordot(y, w, axes=([1], [0]))  # (N, H, W, Cout, kh, kw)
-    full = onp.zeros((n, cout, max(out_hw[0] + 2 * ph, (h - 1) * sh + kh),
+    # Channels-first layout (Cout, N, ...) so that each kernel offset adds one
+    # contiguous block; a single transpose at the end restores (N, Cout, ...).
+    cols = onp.tensordot(w, y, axes=([0], [1]))  # (Cout, kh, kw, N, H, W)
+    full = onp.zeros((cout, n, max(out_hw[0] + 2 * ph, (h - 1) * sh + kh),
                       max(out_hw[1] + 2 * pw, (wd - 1) * sw + kw)), dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):
-            full[:, :, a:a + sh * h:sh, b:b + sw * wd:sw] += cols[..., a, b].transpose(0, 3, 1, 2)
-    return onp.ascontiguousarray(full[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]])
+            full[:, :, a:a + sh * h:sh, b:b + sw * wd:sw] += cols[:, a, b]
+    return onp.ascontiguousarray(full[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]].transpose(1, 0, 2, 3))
 
 
 @primitive

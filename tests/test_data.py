@@ -126,3 +126,35 @@ def test_mixtures_put_their_samples_near_the_returned_centres(make, n_modes):
     np.testing.assert_array_equal(nearest, mix.labels)
     assert np.linalg.norm(mix.x - mix.centres[mix.labels], axis=1).max() < 6 * mix.std
     assert len(np.unique(mix.labels)) == n_modes
+
+
+def test_download_tries_each_mirror_in_turn_and_checks_the_result(tmp_path, no_env, monkeypatch):
+    """No network in tests: pooch.retrieve is replaced by a fake whose first mirror is down."""
+    import pooch
+    tried = []
+
+    def fake_retrieve(url, known_hash, fname, path, progressbar):
+        tried.append(url)
+        if url.startswith(data.MIRRORS[0]):
+            raise ConnectionError("mirror down")
+        assert known_hash == data.DOWNLOAD_HASH[fname[:-3]]
+        path.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data.SAMPLE_DIR / fname, path / fname)  # valid IDX, but not the canonical bytes
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    with pytest.raises(DataError, match="checksum mismatch"):  # the uncompressed SHA-256 is checked after download
+        load_mnist("test", tmp_path / "empty")
+    assert tried[:2] == [data.MIRRORS[0] + "train-images-idx3-ubyte.gz", data.MIRRORS[1] + "train-images-idx3-ubyte.gz"]
+    assert len(tried) == 8
+
+
+def test_offline_download_failure_ends_in_the_not_found_message(tmp_path, no_env, monkeypatch, capsys):
+    import pooch
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    with pytest.raises(DataError, match="MNIST not found"):
+        load_mnist("train", tmp_path)
+    assert "could not download train-images-idx3-ubyte.gz" in capsys.readouterr().err

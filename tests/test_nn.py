@@ -76,7 +76,7 @@ def test_layer_gradients_match_finite_differences(case):
     r = np.random.default_rng(1).standard_normal(layer.apply(params, x, train=True).shape)
     assert check_grad(lambda x_: anp.sum(layer.apply(params, x_, train=True) * r), x) < 1e-6
     for k in params:
-        f = lambda v: anp.sum(layer.apply({**params, k: v}, x, train=True) * r)
+        f = lambda v, k=k: anp.sum(layer.apply({**params, k: v}, x, train=True) * r)
         assert check_grad(f, params[k]) < 1e-6, k
 
 
