@@ -13,12 +13,14 @@ from minigen import __version__
 DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
 DEMOS = {  # name -> (script in demos/, what it shows)
     "classifier": ("classifier_mnist.py", "a conv-net MNIST classifier from minigen's layers (>= 99% test accuracy)"),
+    "vae": ("vae_mnist.py", "a VAE on MNIST: samples, reconstructions, interpolation, test -ELBO and NLL"),
 }
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified
   minigen demo --list                     the demos
   minigen demo classifier                 train the MNIST classifier (about 10 min on 2 cores)
   minigen demo classifier -- --sample     the same on the packaged sample (seconds)
+  minigen demo vae -- --latent 2          a VAE with a 2-d latent space and its manifold picture
 """
 
 

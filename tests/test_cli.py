@@ -40,7 +40,7 @@ def test_missing_data_is_one_clear_line_and_exit_1(tmp_path, monkeypatch):
 
 def test_unknown_demo_and_flag(capsys):
     assert main(["demo", "nope"]) == 1
-    assert "unknown demo 'nope'; choose from: classifier" in capsys.readouterr().err
+    assert "unknown demo 'nope'; choose from: classifier, vae" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["--no-such-flag"])
     assert exit_info.value.code == 2
@@ -57,3 +57,13 @@ def test_classifier_demo_runs_on_the_sample(tmp_path):
     assert "test accuracy" in result.stdout and (tmp_path / "classifier.npz").is_file()
     accuracy = float(result.stdout.split("test accuracy ")[1].split("%")[0])
     assert accuracy > 70  # one epoch on 3,000 images: far above chance (10%)
+
+
+def test_vae_demo_runs_on_the_sample_and_writes_its_pictures(tmp_path):
+    result = run("demo", "vae", "--", "--sample", "--epochs", "1", "--latent", "2", "--nll-k", "10",
+                 "--nll-n", "50", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in ("samples.png", "reconstructions.png", "interpolation.png", "manifold.png", "loss.png",
+                 "vae.npz", "metrics.json"):
+        assert (tmp_path / name).is_file(), name
+    assert "test -ELBO" in result.stdout

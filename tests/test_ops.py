@@ -166,8 +166,10 @@ def test_elementwise_ops_match_torch_at_extremes(name, ref):
 def test_bce_with_logits_matches_torch(logits, targets):
     logits = np.array(logits, np.float32)
     targets = np.array(targets[:len(logits)], np.float32)
-    tl = torch.tensor(logits, requires_grad=True)
-    ref = F.binary_cross_entropy_with_logits(tl, torch.tensor(targets), reduction="none")
+    # The reference runs in float64: torch's float32 formula, (1 - t)·z + softplus(-z), cancels
+    # catastrophically for large negative z, where ours (softplus(z) - t·z) does not.
+    tl = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    ref = F.binary_cross_entropy_with_logits(tl, torch.tensor(targets, dtype=torch.float64), reduction="none")
     ref.sum().backward()
     value = ops.bce_with_logits(logits, targets)
     g = grad(lambda z: anp.sum(ops.bce_with_logits(z, targets)))(logits)

@@ -1,0 +1,94 @@
+"""Train a VAE on MNIST and draw what it learned.
+
+    python demos/vae_mnist.py                      # MLP VAE 784-400-20, 10 epochs
+    python demos/vae_mnist.py --latent 2           # adds the 2-d latent manifold picture
+    python demos/vae_mnist.py --conv --beta 4      # a convolutional beta-VAE
+    python demos/vae_mnist.py --sample --epochs 1  # the packaged sample: a smoke run
+
+Training data are dynamically binarized (each pixel drawn as Bernoulli(intensity)
+every time it is used), the convention under which MNIST likelihoods are compared.
+Writes to OUT: samples.png, reconstructions.png, interpolation.png, loss.png,
+(manifold.png,) vae.npz and metrics.json; prints test -ELBO and the IWAE NLL.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minigen import apps, viz
+from minigen.checkpoint import save_params
+from minigen.data import load_mnist, load_mnist_sample
+from minigen.metrics import iwae_nll
+from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
+from minigen.optim import Adam
+from minigen.train import evaluate, train_epochs
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--latent", type=int, default=20)
+    p.add_argument("--hidden", type=int, default=400)
+    p.add_argument("--conv", action="store_true", help="convolutional encoder and decoder")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (beta-VAE)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nll-k", type=int, default=1000, help="importance samples for the NLL (5000 in papers)")
+    p.add_argument("--nll-n", type=int, default=1000, help="test images for the NLL estimate (0: all)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--sample", action="store_true", help="use the small packaged sample")
+    p.add_argument("--out", default="runs/vae")
+    return p.parse_args(argv)
+
+
+def save_pictures(model, params, x_test, out, rng):
+    viz.save_image_grid(model.sample(params, rng, 64), out / "samples.png")
+    originals = x_test[:16]
+    viz.save_image_grid(np.concatenate([originals, model.reconstruct(params, originals)]),
+                        out / "reconstructions.png", ncol=16)
+    a, b = x_test[0], x_test[1]  # a 7 and a 2
+    strips = [apps.interpolate(model, params, a, b, 10, spherical=s) for s in (False, True)]
+    viz.save_image_grid(np.concatenate(strips), out / "interpolation.png", ncol=10)
+    if model.cfg.latent == 2:
+        viz.save_image_grid(apps.latent_manifold(model, params, 15), out / "manifold.png", ncol=15)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    (x, _), (x_test, _) = load("train"), load("test")
+    out = Path(args.out)
+    rng = np.random.default_rng(args.seed)
+    model = VAE(VAEConfig(latent=args.latent, hidden=args.hidden, conv=args.conv, beta=args.beta))
+    params = model.init(rng)
+    step = make_train_step(model, params, Adam(params, lr=args.lr), rng, binarized=True)
+
+    def log(epoch, m):
+        print(f"epoch {epoch}: train loss {m['loss']:.2f} ({m['seconds']:.1f} s)", flush=True)
+
+    start = time.perf_counter()
+    history = train_epochs(step, (x,), args.epochs, rng, args.batch_size, desc="vae", log=log)
+    seconds = time.perf_counter() - start
+
+    eval_rng = np.random.default_rng(1234)  # the same binarization and noise for every model evaluated
+    x_bin = binarize(eval_rng, x_test)
+    eps = eval_rng.standard_normal((len(x_bin), model.cfg.latent), dtype=np.float32)
+    neg_elbo = evaluate(lambda b: -model.elbo(params, b[0], b[1]), (x_bin, eps))
+    n = len(x_bin) if args.nll_n == 0 else args.nll_n
+    nll = float(iwae_nll(model, params, x_bin[:n], args.nll_k, eval_rng).mean())
+
+    save_pictures(model, params, x_test, out, rng)
+    viz.save_curves(history, out / "loss.png", ["loss"], "VAE training loss (-ELBO, nats)")
+    save_params(out / "vae.npz", params)
+    metrics = {"test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "nll_k": args.nll_k, "nll_images": n,
+               "train_seconds": seconds, "epochs": args.epochs, **{k: v for k, v in vars(args).items()}}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"test -ELBO {neg_elbo:.2f} nats; IWAE NLL (k={args.nll_k}, {n} images) {nll:.2f} nats; "
+          f"{seconds:.0f} s of training\npictures and weights in {out}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""VAE losses: KL divergences, log-likelihoods, the ELBO and the IWAE bound.
+
+One short function per formula, named after the math, so a loss reads as on the slide:
+
+    z    = reparameterize(mu, logvar, sample_eps(rng, mu.shape))
+    loss = beta_vae_loss(bernoulli_log_likelihood(x, decoder(z)), gaussian_kl(mu, logvar))
+
+Conventions:
+  - Per-example values. Every log-density, log-likelihood and KL returns shape (N,),
+    one number per example in nats, so a batch mean (the loss), a sum (a bound on a
+    data set) or an anomaly score (one per image) is one step away.
+  - `logvar` is log σ² (the encoder's output is unconstrained; σ² = e^logvar > 0).
+  - Latent-space functions (KL, densities of z) sum over the last axis, (N, D) -> (N,);
+    data-space likelihoods sum over every axis but the first, (N, ...) -> (N,).
+  - float32 in -> float32 out, values and gradients. Under numpy 2's promotion rules a
+    float32 array combined with a numpy float64/int64 *scalar* becomes float64, so the
+    constants here are Python ints and floats (which adapt to the array's dtype).
+    autograd's VJPs of np.var / np.std return float64, so they are not used; np.mean
+    is safe because importing minigen.ops mends its VJP.
+  - Randomness comes from an explicit numpy Generator: `eps` is passed in.
+"""
+import math
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from minigen import ops  # its import also mends the float32 VJP of np.mean
+
+LOG_2PI = math.log(2 * math.pi)  # a Python float, so it never promotes float32
+
+
+# --- Shape checks: errors raised where the bad value enters ---------------------
+
+def _check_same_shape(fn, **arrays):
+    """Raise a ValueError naming every shape unless all arrays have the same shape."""
+    shapes = {name: tuple(onp.shape(a)) for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"{fn}: expected {' and '.join(shapes)} of the same shape, got "
+                         + ", ".join(f"{name} {shape}" for name, shape in shapes.items()))
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return onp.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _sum_features(a):
+    """(N, ...) -> (N,): sum over every axis but the batch axis."""
+    if onp.ndim(a) < 1:
+        raise ValueError(f"expected a batch of shape (N, ...), got a scalar of shape {onp.shape(a)}")
+    return np.sum(np.reshape(a, (onp.shape(a)[0], -1)), axis=1)
+
+
+def _log_normal(x, mean, logvar):
+    """Elementwise log N(x; mean, e^logvar) = -½ [(x - mean)² e^-logvar + logvar + log 2π]."""
+    diff = x - mean
+    # diff * diff rather than diff ** 2: no exponent constant to carry a dtype into the VJP.
+    return -0.5 * (diff * diff * np.exp(-logvar) + logvar + LOG_2PI)
+
+
+# --- KL divergences --------------------------------------------------------------
+
+def gaussian_kl(mu, logvar):
+    """KL(N(mu, diag e^logvar) || N(0, I)), closed form (Kingma & Welling 2014, app. B).
+
+    mu, logvar: (N, D) -> (N,):  ½ Σ_d (mu² + e^logvar - 1 - logvar).
+    """
+    _check_same_shape("gaussian_kl", mu=mu, logvar=logvar)
+    # expm1(lv) - lv instead of exp(lv) - 1 - lv: exact near lv = 0, where the two
+    # nearly cancel, and never below zero after rounding, so KL >= 0 holds exactly.
+    return 0.5 * np.sum(mu * mu + np.expm1(logvar) - logvar, axis=-1)
+
+
+def gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p):
+    """KL(q || p) between diagonal Gaussians q = N(mu_q, e^logvar_q), p = N(mu_p, e^logvar_p).
+
+    All four: (N, D) -> (N,):
+        ½ Σ_d [ e^(logvar_q - logvar_p) + (mu_q - mu_p)² e^-logvar_p - 1 - (logvar_q - logvar_p) ].
+    With mu_p = 0, logvar_p = 0 it is gaussian_kl. Used where the prior is learned (CVAE).
+    """
+    _check_same_shape("gaussian_kl_between", mu_q=mu_q, logvar_q=logvar_q, mu_p=mu_p, logvar_p=logvar_p)
+    log_ratio = logvar_q - logvar_p  # log(σ_q² / σ_p²), formed once so its expm1 stays exact near 0
+    diff = mu_q - mu_p
+    return 0.5 * np.sum(np.expm1(log_ratio) - log_ratio + diff * diff * np.exp(-logvar_p), axis=-1)
+
+
+# --- Log-likelihoods and log-densities ------------------------------------------
+
+def bernoulli_log_likelihood(x, logits):
+    """log p(x | logits) of independent Bernoullis, summed per example.
+
+    x: (N, ...) in [0, 1] (binary pixels, or intensities as soft targets);
+    logits: same shape -> (N,):  Σ x log σ(l) + (1 - x) log(1 - σ(l)).
+    Computed as -bce_with_logits (softplus(l) - x l), finite for |logits| up to 1e4
+    and beyond: the sigmoid is never formed, so log(0) never is either.
+    """
+    _check_same_shape("bernoulli_log_likelihood", x=x, logits=logits)
+    return -_sum_features(ops.bce_with_logits(logits, x))
+
+
+def gaussian_log_likelihood(x, mean, logvar):
+    """log N(x; mean, diag e^logvar), summed per example.
+
+    x, mean: (N, ...); logvar: broadcastable to x — the same shape, per feature
+    (e.g. (D,) for x of (N, D)), or a scalar (a fixed decoder variance) -> (N,):
+        Σ -½ [(x - mean)² / σ² + log σ² + log 2π].
+    """
+    _check_same_shape("gaussian_log_likelihood", x=x, mean=mean)
+    if not _broadcasts_to(onp.shape(logvar), onp.shape(x)):
+        raise ValueError(f"gaussian_log_likelihood: logvar of shape {tuple(onp.shape(logvar))} does not "
+                         f"broadcast to the shape of x {tuple(onp.shape(x))}")
+    if isinstance(logvar, (int, float)):  # a Python number: give it x's dtype (np.exp(0.5) is float64)
+        logvar = onp.asarray(logvar, dtype=onp.result_type(getval(x), getval(mean)))
+    return _sum_features(_log_normal(x, mean, logvar))
+
+
+def standard_normal_log_density(z):
+    """log p(z) for the prior p = N(0, I). z: (N, D) -> (N,):  -½ Σ_d (z² + log 2π)."""
+    return -0.5 * np.sum(z * z + LOG_2PI, axis=-1)
+
+
+def diag_gaussian_log_density(z, mu, logvar):
+    """log q(z | x) for q = N(mu, diag e^logvar). z, mu, logvar: (N, D) -> (N,).
+
+    With standard_normal_log_density it gives the importance weights
+    log p(x, z) - log q(z | x) of the IWAE bound.
+    """
+    _check_same_shape("diag_gaussian_log_density", z=z, mu=mu, logvar=logvar)
+    return np.sum(_log_normal(z, mu, logvar), axis=-1)
+
+
+# --- Sampling ----------------------------------------------------------------------
+
+def sample_eps(rng, shape):
+    """Standard normal noise, float32, from an explicit numpy.random.Generator."""
+    if not isinstance(rng, onp.random.Generator):
+        raise TypeError(f"sample_eps: expected a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng.standard_normal(shape, dtype=onp.float32)  # float32 directly: no float64 eps to leak
+
+
+def reparameterize(mu, logvar, eps):
+    """z = mu + σ·eps with σ = e^(½ logvar): a sample of N(mu, diag σ²) (Kingma & Welling 2014).
+
+    The randomness is all in eps (from sample_eps), so z is a differentiable function
+    of mu and logvar and the gradient of E_q[f(z)] is the mean of gradients of f(z).
+    mu, logvar: (N, D) or (1, N, D); eps: their shape or a stack of them, e.g. (K, N, D)
+    for K samples per example -> the shape of eps. Pass float32 eps to keep float32.
+    """
+    _check_same_shape("reparameterize", mu=mu, logvar=logvar)
+    if not _broadcasts_to(onp.shape(mu), onp.shape(eps)):
+        raise ValueError(f"reparameterize: mu of shape {tuple(onp.shape(mu))} does not broadcast to "
+                         f"eps of shape {tuple(onp.shape(eps))}")
+    return mu + np.exp(0.5 * logvar) * eps
+
+
+# --- Objectives ----------------------------------------------------------------------
+
+def elbo(log_likelihood, kl):
+    """Evidence lower bound per example, (N,), (N,) -> (N,):
+
+        ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z))  <=  log p(x),
+
+    with log_likelihood a one-sample (or averaged) estimate of the first term.
+    """
+    # Equal shapes, not broadcasting: (N,) - (N, 1) would silently make an (N, N) matrix.
+    _check_same_shape("elbo", log_likelihood=log_likelihood, kl=kl)
+    return log_likelihood - kl
+
+
+def beta_vae_loss(log_likelihood, kl, beta=1.0):
+    """The β-VAE objective (Higgins et al. 2017), a scalar to minimise:
+
+        mean over the batch of  -log p(x|z) + β KL(q(z|x) || p(z)).
+
+    beta = 1 is the negative ELBO; beta > 1 trades reconstruction for a more
+    factorised latent code. log_likelihood, kl: (N,) each.
+    """
+    _check_same_shape("beta_vae_loss", log_likelihood=log_likelihood, kl=kl)
+    # float(beta): a numpy float64 beta (from a config or a schedule) would promote float32.
+    return np.mean(float(beta) * kl - log_likelihood)
+
+
+def log_mean_exp(a, axis=0):
+    """log (1/K Σ_k e^(a_k)) along `axis` (K entries), without overflow or underflow.
+
+    Shifted by the max m:  m + log Σ_k e^(a_k - m) - log K. The shift cancels exactly,
+    so it is taken outside the autograd trace (getval) and carries no gradient.
+    """
+    shift = onp.max(getval(a), axis=axis, keepdims=True)
+    # All -inf (every weight zero): shift by 0 instead, so the answer is -inf, not nan.
+    shift = onp.where(onp.isfinite(shift), shift, 0).astype(shift.dtype)
+    count = onp.size(getval(a)) // onp.size(shift)
+    return np.log(np.sum(np.exp(a - shift), axis=axis)) + onp.squeeze(shift, axis=axis) - math.log(count)
+
+
+def iwae_bound(log_weights):
+    """Importance-weighted bound (Burda et al. 2016), per example.
+
+    log_weights: (K, N), log w_k = log p(x, z_k) - log q(z_k | x) with z_k ~ q(z | x)
+    -> (N,):  log (1/K Σ_k w_k)  <=  log p(x).
+    K = 1 is the ELBO; the bound rises with K and reaches log p(x) as K -> ∞.
+    """
+    if onp.ndim(log_weights) < 1:
+        raise ValueError(f"iwae_bound: expected log_weights of shape (K, N), got {onp.shape(log_weights)}")
+    return log_mean_exp(log_weights, axis=0)

@@ -1,0 +1,134 @@
+"""The variational autoencoder (Kingma & Welling 2014), and β-VAE (Higgins et al. 2017).
+
+    encoder:  x -> (mu, logvar) of q(z|x) = N(mu, diag e^logvar)
+    sample:   z = mu + e^(logvar/2) * eps,  eps ~ N(0, I)     (reparameterization)
+    decoder:  z -> logits of p(x|z) = Bernoulli(sigmoid(logits)) per pixel
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I))  <=  log p(x)
+    loss    = mean over the batch of -E_q[log p(x|z)] + beta * KL     (beta = 1: the VAE)
+
+The MLP default is 784-400-20 with ReLU, the model of pytorch/examples' VAE,
+so results can be compared with it (benchmarks/twins.py holds its torch twin).
+"""
+from dataclasses import dataclass
+
+import autograd.numpy as np
+import numpy as onp
+from autograd import value_and_grad
+
+from minigen import losses, nn, ops
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    latent: int = 20
+    hidden: int = 400
+    conv: bool = False  # a convolutional encoder/decoder instead of the MLP
+    beta: float = 1.0
+    image_shape: tuple = (1, 28, 28)
+
+
+def mlp_encoder(cfg):
+    """x (N, 1, 28, 28) -> (N, 2*latent): mu and logvar side by side."""
+    return nn.Sequential(nn.Flatten(), nn.Dense(cfg.hidden), nn.ReLU(), nn.Dense(2 * cfg.latent))
+
+
+def mlp_decoder(cfg):
+    """z (N, latent) -> logits (N, 1, 28, 28)."""
+    return nn.Sequential(nn.Dense(cfg.hidden), nn.ReLU(), nn.Dense(int(onp.prod(cfg.image_shape))),
+                         nn.Reshape(cfg.image_shape))
+
+
+def conv_encoder(cfg):
+    """x (N, 1, 28, 28) -> 32 x 14 x 14 -> 64 x 7 x 7 -> (N, 2*latent)."""
+    return nn.Sequential(nn.Conv2d(32, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv2d(64, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Dense(2 * cfg.latent))
+
+
+def conv_decoder(cfg):
+    """z (N, latent) -> 64 x 7 x 7 -> 32 x 14 x 14 -> logits (N, 1, 28, 28)."""
+    return nn.Sequential(nn.Dense(64 * 7 * 7), nn.ReLU(), nn.Reshape((64, 7, 7)),
+                         nn.ConvTranspose2d(32, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.ConvTranspose2d(cfg.image_shape[0], 4, stride=2, padding=1))
+
+
+class VAE:
+    """The two networks and the formulas that join them. params = {"encoder": ..., "decoder": ...}."""
+
+    def __init__(self, cfg=VAEConfig()):
+        self.cfg = cfg
+        self.encoder = conv_encoder(cfg) if cfg.conv else mlp_encoder(cfg)
+        self.decoder = conv_decoder(cfg) if cfg.conv else mlp_decoder(cfg)
+
+    def init(self, rng):
+        _, enc = self.encoder.init(rng, self.cfg.image_shape)
+        _, dec = self.decoder.init(rng, (self.cfg.latent,))
+        return {"encoder": enc, "decoder": dec}
+
+    def encode(self, params, x):
+        """x: (N, 1, 28, 28) -> mu, logvar: (N, latent) each."""
+        h = self.encoder.apply(params["encoder"], x)
+        return h[:, :self.cfg.latent], h[:, self.cfg.latent:]
+
+    def decode(self, params, z):
+        """z: (N, latent) -> logits of p(x|z): (N, 1, 28, 28)."""
+        return self.decoder.apply(params["decoder"], z)
+
+    def elbo_terms(self, params, x, eps):
+        """One-sample estimates, per example: log p(x|z) and KL(q(z|x) || p(z)), each (N,)."""
+        mu, logvar = self.encode(params, x)
+        z = losses.reparameterize(mu, logvar, eps)
+        return losses.bernoulli_log_likelihood(x, self.decode(params, z)), losses.gaussian_kl(mu, logvar)
+
+    def elbo(self, params, x, eps):
+        """ELBO per example (N,), a lower bound on log p(x) in nats."""
+        return losses.elbo(*self.elbo_terms(params, x, eps))
+
+    def loss(self, params, x, eps):
+        """The β-VAE objective: mean of -log p(x|z) + beta * KL."""
+        return losses.beta_vae_loss(*self.elbo_terms(params, x, eps), beta=self.cfg.beta)
+
+    def iwae_log_weights(self, params, x, eps):
+        """log p(x, z_k) - log q(z_k|x) for K samples: eps (K, N, latent) -> (K, N)."""
+        mu, logvar = self.encode(params, x)
+        k, n = eps.shape[:2]
+        z = losses.reparameterize(mu[None], logvar[None], eps)  # (K, N, latent)
+        logits = self.decode(params, np.reshape(z, (k * n, -1)))
+        x_k = onp.broadcast_to(x[None], (k, *x.shape)).reshape(k * n, *x.shape[1:])
+        log_px_z = np.reshape(losses.bernoulli_log_likelihood(x_k, logits), (k, n))
+        z_flat, mu_k = np.reshape(z, (k * n, -1)), np.reshape(np.broadcast_to(mu, z.shape), (k * n, -1))
+        logvar_k = np.reshape(np.broadcast_to(logvar, z.shape), (k * n, -1))
+        log_pz = losses.standard_normal_log_density(z_flat)
+        log_qz = losses.diag_gaussian_log_density(z_flat, mu_k, logvar_k)
+        return log_px_z + np.reshape(log_pz - log_qz, (k, n))
+
+    def decode_mean(self, params, z):
+        """E[x|z] = sigmoid(logits): the image the decoder draws for z, (N, 1, 28, 28) in [0, 1]."""
+        return ops.sigmoid(self.decode(params, z))
+
+    def sample(self, params, rng, n):
+        """n images (n, 1, 28, 28): z ~ N(0, I) = p(z), then the decoder's mean."""
+        return self.decode_mean(params, rng.standard_normal((n, self.cfg.latent), dtype=onp.float32))
+
+    def reconstruct(self, params, x):
+        """The decoder's mean at the encoder's mean: (N, 1, 28, 28) in [0, 1]."""
+        return self.decode_mean(params, self.encode(params, x)[0])
+
+
+def binarize(rng, x):
+    """Dynamic binarization: each pixel drawn as Bernoulli(intensity), anew each time it is used."""
+    return (rng.random(x.shape, dtype=onp.float32) < x).astype(onp.float32)
+
+
+def make_train_step(model, params, opt, rng, binarized=True):
+    """step(batch) -> {"loss": ...}: draw eps (and binarize), value_and_grad, opt.step."""
+    loss_and_grad = value_and_grad(model.loss)
+
+    def step(batch):
+        x = binarize(rng, batch[0]) if binarized else batch[0]
+        eps = rng.standard_normal((len(x), model.cfg.latent), dtype=onp.float32)
+        value, grads = loss_and_grad(params, x, eps)
+        opt.step(grads)
+        return {"loss": value}
+
+    return step

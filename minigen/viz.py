@@ -1,0 +1,55 @@
+"""Pictures: image grids and loss curves, written as PNG files.
+
+matplotlib is imported inside the functions with the Agg backend, so importing
+minigen never needs a display.
+"""
+from pathlib import Path
+
+import numpy as np
+
+
+def tile(images, ncol=8, pad=1):
+    """(N, 1, H, W) in [0, 1] -> one (rows*(H+pad)+pad, ncol*(W+pad)+pad) mosaic, white gaps."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"tile: expected grey images (N, 1, H, W), got {images.shape}")
+    n, _, h, w = images.shape
+    nrow = -(-n // ncol)
+    canvas = np.ones((nrow * (h + pad) + pad, ncol * (w + pad) + pad), np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncol)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img[0]
+    return canvas
+
+
+def save_image_grid(images, path, ncol=8):
+    """Write images (N, 1, H, W) in [0, 1] as one PNG grid; returns the path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, np.clip(tile(images, ncol), 0, 1), cmap="gray", vmin=0, vmax=1)
+    return path
+
+
+def save_curves(history, path, keys=None, title=""):
+    """Plot metrics per epoch from a list of dicts (train_epochs' history); returns the path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = keys or [k for k in history[0] if k != "seconds"]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key in keys:
+        ax.plot(range(1, len(history) + 1), [h[key] for h in history], marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
