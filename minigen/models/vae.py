@@ -21,20 +21,32 @@ from minigen import losses, nn, ops
 @dataclass(frozen=True)
 class VAEConfig:
     latent: int = 20
-    hidden: int = 400
+    hidden: int | tuple = 400  # one hidden layer's width, or a tuple of widths for a deeper MLP
+    activation: str = "relu"  # or "tanh" (Burda et al. 2016's VAE: 200-200 tanh, 50 latent)
     conv: bool = False  # a convolutional encoder/decoder instead of the MLP
     beta: float = 1.0
     image_shape: tuple = (1, 28, 28)
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def hidden_layers(cfg):
+    """Dense + activation for each hidden width in cfg.hidden."""
+    widths = (cfg.hidden,) if isinstance(cfg.hidden, int) else tuple(cfg.hidden)
+    if cfg.activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
+    return [layer for width in widths for layer in (nn.Dense(width), ACTIVATIONS[cfg.activation]())]
+
+
 def mlp_encoder(cfg):
     """x (N, 1, 28, 28) -> (N, 2*latent): mu and logvar side by side."""
-    return nn.Sequential(nn.Flatten(), nn.Dense(cfg.hidden), nn.ReLU(), nn.Dense(2 * cfg.latent))
+    return nn.Sequential(nn.Flatten(), *hidden_layers(cfg), nn.Dense(2 * cfg.latent))
 
 
 def mlp_decoder(cfg):
     """z (N, latent) -> logits (N, 1, 28, 28)."""
-    return nn.Sequential(nn.Dense(cfg.hidden), nn.ReLU(), nn.Dense(int(onp.prod(cfg.image_shape))),
+    return nn.Sequential(*hidden_layers(cfg), nn.Dense(int(onp.prod(cfg.image_shape))),
                          nn.Reshape(cfg.image_shape))
 
 
