@@ -254,3 +254,13 @@ def _mean_vjp(ans, x, axis=None, keepdims=False, **kwargs):
 
 
 defvjp(numpy_wrapper._primitive_mean, _mean_vjp)
+
+
+def one_hot(labels, n_classes=10):
+    """Integer labels (N,) -> float32 indicator rows (N, n_classes), the y fed to conditional models."""
+    labels = onp.asarray(labels)
+    if labels.ndim != 1 or not onp.issubdtype(labels.dtype, onp.integer):
+        raise ValueError(f"one_hot expects integer labels of shape (N,), got {labels.dtype} of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got values in [{labels.min()}, {labels.max()}]")
+    return onp.eye(n_classes, dtype=onp.float32)[labels]

@@ -216,3 +216,12 @@ def test_gradients_through_np_mean_stay_float32():
                  lambda z: anp.sum(anp.mean(z, axis=(0, 1), keepdims=True))):
         assert grad(loss)(x).dtype == np.float32
     np.testing.assert_allclose(grad(lambda z: anp.mean(z))(x), np.full((3, 4), 1 / 12, np.float32))
+
+
+def test_one_hot_and_its_errors():
+    np.testing.assert_array_equal(ops.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    assert ops.one_hot(np.array([1]), 10).dtype == np.float32
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\), got values in \[0, 10\]"):
+        ops.one_hot(np.array([0, 10]))
+    with pytest.raises(ValueError, match="integer labels of shape"):
+        ops.one_hot(np.array([0.0, 1.0]))

@@ -10,7 +10,7 @@ from autograd import value_and_grad
 
 from minigen import nn
 from minigen.init import he_normal
-from minigen.ops import log_softmax
+from minigen.ops import log_softmax, one_hot
 from minigen.optim import Adam
 from minigen.train import evaluate, train_epochs
 
@@ -29,8 +29,7 @@ def build_classifier(dropout=0.3):
 
 def cross_entropy(logits, labels):
     """Mean of -log softmax(logits)[label]. logits: (N, 10), labels: (N,) int."""
-    one_hot = onp.eye(logits.shape[1], dtype=onp.float32)[labels]
-    return -np.sum(one_hot * log_softmax(logits)) / len(labels)
+    return -np.sum(one_hot(labels, logits.shape[1]) * log_softmax(logits)) / len(labels)
 
 
 def accuracy(net, params, x, y, batch_size=1000):
