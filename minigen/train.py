@@ -12,17 +12,23 @@ from tqdm.auto import tqdm
 from minigen.data import batches
 
 
-def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None):
+def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None):
     """Run `step` over shuffled minibatches of `arrays` for `epochs` passes.
 
     arrays: tuple of arrays sharing their first axis, e.g. (x, y).
     rng: numpy Generator for the shuffling.
     log: optional callable(epoch, metrics) called at the end of each epoch.
+    max_seconds: optional time budget; an epoch starts only if, judging by the
+        last one's duration, it will end within the budget.
     Returns one dict of mean metrics per epoch.
     """
     history = []
     n_batches = -(-len(arrays[0]) // batch_size)
+    began = time.perf_counter()
     for epoch in range(1, epochs + 1):
+        last = history[-1]["seconds"] if history else 0.0
+        if max_seconds is not None and time.perf_counter() - began + last > max_seconds:
+            break
         totals, seen, start = {}, 0, time.perf_counter()
         bar = tqdm(batches(rng, *arrays, batch_size=batch_size), total=n_batches,
                    desc=f"{desc} {epoch}/{epochs}", leave=False, mininterval=0.5)

@@ -1,4 +1,6 @@
 """The VAE model: gradients, the IWAE bound against the ELBO, the applications."""
+import time
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
@@ -135,3 +137,16 @@ def test_vae_refuses_images_of_the_wrong_shape():
     with pytest.raises(ValueError, match="expected x and logits of the same shape"):
         from minigen.losses import bernoulli_log_likelihood
         bernoulli_log_likelihood(np.zeros((2, 784), np.float32), anp.zeros((2, 1, 28, 28), np.float32))
+
+
+def test_train_epochs_stops_within_its_time_budget(rng):
+    calls = []
+
+    def slow_step(batch):
+        calls.append(len(batch[0]))
+        time.sleep(0.01)
+        return {"loss": 0.0}
+
+    history = train_epochs(slow_step, (np.zeros((40, 1), np.float32),), 100, rng, batch_size=10, max_seconds=0.25)
+    assert 1 <= len(history) <= 6  # each epoch takes >= 0.04 s: the budget allows about 6, never all 100
+    assert sum(h["seconds"] for h in history) < 0.3  # the budget, give or take the last epoch's jitter
