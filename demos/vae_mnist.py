@@ -4,6 +4,8 @@
     python demos/vae_mnist.py --latent 2           # adds the 2-d latent manifold picture
     python demos/vae_mnist.py --conv --beta 4      # a convolutional beta-VAE
     python demos/vae_mnist.py --sample --epochs 1  # the packaged sample: a smoke run
+    python demos/vae_mnist.py --hidden 200 200 --activation tanh --latent 50 --batch-size 100 \
+        --epochs 100000 --minutes 60 --lr-decay 0.995 --nll-k 5000 --nll-n 0  # one hour, then the NLL
 
 Training data are dynamically binarized (each pixel drawn as Bernoulli(intensity)
 every time it is used), the convention under which MNIST likelihoods are compared.
@@ -30,10 +32,13 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--latent", type=int, default=20)
-    p.add_argument("--hidden", type=int, default=400)
+    p.add_argument("--hidden", type=int, nargs="+", default=[400], help="hidden widths, e.g. 200 200")
+    p.add_argument("--activation", choices=["relu", "tanh"], default="relu")
+    p.add_argument("--minutes", type=float, default=None, help="time budget: stop starting epochs after it")
     p.add_argument("--conv", action="store_true", help="convolutional encoder and decoder")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (beta-VAE)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this after each epoch")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nll-k", type=int, default=1000, help="importance samples for the NLL (5000 in papers)")
@@ -62,15 +67,19 @@ def main(argv=None):
     (x, _), (x_test, _) = load("train"), load("test")
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)
-    model = VAE(VAEConfig(latent=args.latent, hidden=args.hidden, conv=args.conv, beta=args.beta))
+    model = VAE(VAEConfig(latent=args.latent, hidden=tuple(args.hidden), activation=args.activation,
+                          conv=args.conv, beta=args.beta))
     params = model.init(rng)
-    step = make_train_step(model, params, Adam(params, lr=args.lr), rng, binarized=True)
+    opt = Adam(params, lr=args.lr)
+    step = make_train_step(model, params, opt, rng, binarized=True)
 
     def log(epoch, m):
-        print(f"epoch {epoch}: train loss {m['loss']:.2f} ({m['seconds']:.1f} s)", flush=True)
+        print(f"epoch {epoch}: train loss {m['loss']:.2f} ({m['seconds']:.1f} s, lr {opt.lr:.2g})", flush=True)
+        opt.lr *= args.lr_decay  # a slowly shrinking step lets a long run settle into a minimum
 
     start = time.perf_counter()
-    history = train_epochs(step, (x,), args.epochs, rng, args.batch_size, desc="vae", log=log)
+    history = train_epochs(step, (x,), args.epochs, rng, args.batch_size, desc="vae", log=log,
+                           max_seconds=None if args.minutes is None else 60 * args.minutes)
     seconds = time.perf_counter() - start
 
     eval_rng = np.random.default_rng(1234)  # the same binarization and noise for every model evaluated
@@ -84,7 +93,7 @@ def main(argv=None):
     viz.save_curves(history, out / "loss.png", ["loss"], "VAE training loss (-ELBO, nats)")
     save_params(out / "vae.npz", params)
     metrics = {"test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "nll_k": args.nll_k, "nll_images": n,
-               "train_seconds": seconds, "epochs": args.epochs, **{k: v for k, v in vars(args).items()}}
+               "train_seconds": seconds, **vars(args), "epochs": len(history)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"test -ELBO {neg_elbo:.2f} nats; IWAE NLL (k={args.nll_k}, {n} images) {nll:.2f} nats; "
           f"{seconds:.0f} s of training\npictures and weights in {out}/")
