@@ -172,10 +172,12 @@ def read_idx(path, sha256=None):
 
 # --- Minibatches -----------------------------------------------------------------
 
-def batches(rng, *arrays, batch_size=128, shuffle=True, drop_last=False):
+def batches(rng, *arrays, batch_size=128, shuffle=True, drop_last=False, order=None, skip=0):
     """Yield tuples of minibatches of `arrays` (all with the same first axis).
 
-    The order comes from `rng` (a numpy Generator), so a seeded run is repeatable.
+    The order comes from `rng` (a numpy Generator), so a seeded run is repeatable;
+    or pass it as `order` (a permutation), and `skip` minibatches already done —
+    how a run resumed in the middle of an epoch picks up where it stopped.
     Float arrays are checked once, up front, for NaN/Inf: a bad example found here
     names its index, instead of a NaN loss appearing steps later.
     """
@@ -186,9 +188,10 @@ def batches(rng, *arrays, batch_size=128, shuffle=True, drop_last=False):
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             bad = int(np.argwhere(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0, 0])
             raise ValueError(f"batches: example {bad} contains NaN or Inf")
-    order = rng.permutation(n) if shuffle else np.arange(n)
+    if order is None:
+        order = rng.permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
+    for start in range(skip * batch_size, stop, batch_size):
         idx = order[start:start + batch_size]
         yield tuple(a[idx] for a in arrays)
 

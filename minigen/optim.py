@@ -54,7 +54,7 @@ class Optimizer:
 
     def state_dict(self):
         """Step count and buffers as plain arrays (for np.savez; no pickle needed)."""
-        out = {"t": np.array(self.t)}
+        out = {"t": np.array(self.t), "lr": np.array(self.lr)}  # lr too: a schedule may have changed it
         for name in self.state_names:
             out.update({f"{name}.{i}": buf.copy() for i, buf in enumerate(self.state[name])})
         return out
@@ -68,6 +68,8 @@ class Optimizer:
                                      f"its parameter {buf.shape}")
                 buf[...] = saved
         self.t = int(state["t"])
+        if "lr" in state:
+            self.lr = float(state["lr"])
 
 
 class SGD(Optimizer):

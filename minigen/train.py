@@ -1,18 +1,53 @@
-"""The training loop: minibatches, a progress bar, running averages of the metrics.
+"""The training loop: minibatches, a progress bar, logs, pictures, checkpoints, resume, a NaN guard.
 
 A model supplies `step(batch) -> dict of floats` (its loss written out,
 value_and_grad, an optimiser step); this loop does everything around it, the
-same way for every model.
+same way for every model. Without a `Run` it only trains (what the demos use);
+with one it also keeps a run directory:
+
+    config.json       the model and hyper-parameters
+    metrics.jsonl     one line per step, and one summary line per epoch
+    checkpoint.npz    params, optimiser state, rng state, position (atomic, no pickle)
+    samples/epoch_003.png, loss.png   pictures after every epoch
+
+A run resumed from its checkpoint ends with the same parameters, bit for bit, as
+one that ran straight through: the checkpoint holds the rng's state and the
+epoch's shuffled order, so the resumed run draws exactly the numbers the
+uninterrupted one would have drawn.
 """
+import json
+import signal
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from minigen import __version__
+from minigen.checkpoint import load_checkpoint, save_checkpoint
 from minigen.data import batches
+from minigen.models.trainable import NonFiniteError, check_finite
+from minigen.optim import leaves
 
 
-def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None):
+class TrainingStopped(RuntimeError):
+    """Training ended early (NaN/Inf, or Ctrl-C); the message says why and what was kept."""
+
+
+@dataclass
+class Position:
+    """Where a run is: the epoch in progress (1-based), steps taken, batches done in this epoch."""
+    epoch: int = 1
+    step: int = 0
+    batch: int = 0
+    order: np.ndarray | None = None  # this epoch's shuffled example order
+    totals: dict = field(default_factory=dict)  # running sums of the metrics over this epoch
+    seen: int = 0
+    history: list = field(default_factory=list)  # mean metrics of each finished epoch
+
+
+def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None, run=None):
     """Run `step` over shuffled minibatches of `arrays` for `epochs` passes.
 
     arrays: tuple of arrays sharing their first axis, e.g. (x, y).
@@ -20,32 +55,169 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
     log: optional callable(epoch, metrics) called at the end of each epoch.
     max_seconds: optional time budget; an epoch starts only if, judging by the
         last one's duration, it will end within the budget.
+    run: optional Run, to log, draw, checkpoint, and resume from its checkpoint.
     Returns one dict of mean metrics per epoch.
     """
-    history = []
+    pos = run.resume_position() if run is not None else Position()
     n_batches = -(-len(arrays[0]) // batch_size)
     began = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        last = history[-1]["seconds"] if history else 0.0
-        if max_seconds is not None and time.perf_counter() - began + last > max_seconds:
-            break
-        totals, seen, start = {}, 0, time.perf_counter()
-        bar = tqdm(batches(rng, *arrays, batch_size=batch_size), total=n_batches,
-                   desc=f"{desc} {epoch}/{epochs}", leave=False, mininterval=0.5)
-        for batch in bar:
-            metrics = step(batch)
-            n = len(batch[0])
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + float(value) * n
-            seen += n
-            bar.set_postfix({**{k: f"{v / seen:.4f}" for k, v in totals.items()},
-                             "samples/s": f"{seen / (time.perf_counter() - start):.0f}"}, refresh=False)
-        means = {k: v / seen for k, v in totals.items()}
-        means["seconds"] = time.perf_counter() - start
-        history.append(means)
-        if log is not None:
-            log(epoch, means)
-    return history
+    with _deferred_interrupt() as interrupted:
+        while pos.epoch <= epochs:
+            last = pos.history[-1]["seconds"] if pos.history else 0.0
+            if pos.batch == 0 and max_seconds is not None and time.perf_counter() - began + last > max_seconds:
+                break
+            if pos.batch == 0:  # a fresh epoch: a new order, new sums
+                pos.order, pos.totals, pos.seen = rng.permutation(len(arrays[0])), {}, 0
+            start = time.perf_counter()
+            bar = tqdm(batches(None, *arrays, batch_size=batch_size, order=pos.order, skip=pos.batch),
+                       total=n_batches, initial=pos.batch, desc=f"{desc} {pos.epoch}/{epochs}", leave=False,
+                       mininterval=0.5)
+            for batch in bar:
+                metrics = _guarded(step, batch, pos, run)
+                pos.step, pos.batch, pos.seen = pos.step + 1, pos.batch + 1, pos.seen + len(batch[0])
+                for key, value in metrics.items():
+                    pos.totals[key] = pos.totals.get(key, 0.0) + value * len(batch[0])
+                bar.set_postfix({**{k: f"{v / pos.seen:.4f}" for k, v in pos.totals.items()},
+                                 "samples/s": f"{pos.seen / (time.perf_counter() - start):.0f}"}, refresh=False)
+                if run is not None:
+                    run.after_step(pos, metrics)
+                if interrupted():
+                    bar.close()
+                    _stop_on_interrupt(pos, run)
+            means = {k: v / pos.seen for k, v in pos.totals.items()}
+            means["seconds"] = time.perf_counter() - start
+            pos.history.append(means)
+            pos.epoch, pos.batch = pos.epoch + 1, 0
+            if run is not None:
+                run.after_epoch(pos, means)
+            if log is not None:
+                log(pos.epoch - 1, means)
+    return pos.history
+
+
+def _guarded(step, batch, pos, run):
+    """step(batch), with every metric checked finite; a NaN/Inf stops training, naming step and quantity."""
+    try:
+        return {k: check_finite(k, v) for k, v in step(batch).items()}
+    except NonFiniteError as err:
+        kept = f"; the last good checkpoint is {run.checkpoint_path}" if run is not None and \
+            run.checkpoint_path.is_file() else ""
+        remedies = f"\ntry: {run.remedies}" if run is not None else ""
+        raise TrainingStopped(f"training diverged at step {pos.step + 1} (epoch {pos.epoch}): {err}{kept}"
+                              f"{remedies}") from None
+
+
+def _stop_on_interrupt(pos, run):
+    where = f"interrupted after step {pos.step} (epoch {pos.epoch}, batch {pos.batch})"
+    if run is None:
+        raise TrainingStopped(where)
+    run.save(pos)
+    raise TrainingStopped(f"{where}; checkpoint saved in {run.checkpoint_path}; "
+                          f"continue with --resume {run.out}")
+
+
+class _deferred_interrupt:
+    """Ctrl-C during a step would leave parameters half-updated: note it, stop after the step.
+
+    A second Ctrl-C interrupts at once. Only the main thread can set handlers;
+    elsewhere this does nothing.
+    """
+
+    def __enter__(self):
+        self.flag = False
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        except ValueError:  # not the main thread
+            self.previous = None
+        return lambda: self.flag
+
+    def _note(self, signum, frame):
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+        print("\nCtrl-C: stopping after this step (press again to abort at once)", flush=True)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+class Run:
+    """A run directory (see the module docstring) for one Trainable, its rng and its config.
+
+    config: JSON-able dict with at least "model"; `resume=True` continues from
+    the checkpoint in `out` (refusing one of another model).
+    """
+
+    def __init__(self, out, trainable, rng, config, resume=False, checkpoint_every=None, n_pictures=64):
+        self.out, self.trainable, self.rng, self.config = Path(out), trainable, rng, config
+        self.resume, self.checkpoint_every, self.n_pictures = resume, checkpoint_every, n_pictures
+        self.checkpoint_path, self.log_path = self.out / "checkpoint.npz", self.out / "metrics.jsonl"
+        self.remedies = trainable.remedies
+        if resume and not self.checkpoint_path.is_file():
+            raise FileNotFoundError(f"cannot resume: {self.checkpoint_path} does not exist")
+        if not resume and self.checkpoint_path.is_file():
+            raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it "
+                                  f"or choose another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (self.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            self.log_path.write_text("")
+
+    def trees(self):
+        t = self.trainable
+        return {"params": t.params, "optim": {k: o.state_dict() for k, o in t.optimizers.items()}}
+
+    def save(self, pos):
+        """Checkpoint everything needed to continue exactly from `pos`."""
+        meta = {"model": self.config["model"], "config": self.config, "minigen": __version__,
+                "epoch": pos.epoch, "step": pos.step, "batch": pos.batch, "totals": pos.totals,
+                "seen": pos.seen, "history": pos.history, "rng": self.rng.bit_generator.state,
+                "log_bytes": self.log_path.stat().st_size}
+        order = {"order": pos.order} if pos.order is not None else {}
+        save_checkpoint(self.checkpoint_path, {**self.trees(), "state": self.trainable.state, **order}, meta)
+
+    def resume_position(self):
+        """Load the checkpoint into the trainable's arrays (in place) and return where it stopped."""
+        if not self.resume:
+            return Position()
+        like = {**self.trees(), "state": None, "order": None}
+        trees, meta = load_checkpoint(self.checkpoint_path, like)
+        if meta.get("model") != self.config["model"]:
+            raise ValueError(f"{self.checkpoint_path} is a checkpoint of model {meta.get('model')!r}, "
+                             f"not {self.config['model']!r}")
+        for current, saved in zip(leaves(self.trainable.params), leaves(trees["params"])):
+            np.copyto(current, saved)  # in place: the optimisers and the step hold these arrays
+        for name, opt in self.trainable.optimizers.items():
+            opt.load_state_dict(trees["optim"][name])
+        self.trainable.state.clear()
+        self.trainable.state.update(trees["state"])
+        self.rng.bit_generator.state = meta["rng"]
+        with open(self.log_path, "r+b") as f:  # forget what was logged after the checkpoint
+            f.truncate(meta["log_bytes"])
+        order = trees["order"] if isinstance(trees["order"], np.ndarray) else None
+        return Position(meta["epoch"], meta["step"], meta["batch"], order, meta["totals"], meta["seen"],
+                        meta["history"])
+
+    def after_step(self, pos, metrics):
+        self._log({"step": pos.step, "epoch": pos.epoch, **metrics})
+        if self.checkpoint_every and pos.step % self.checkpoint_every == 0:
+            self.save(pos)
+
+    def after_epoch(self, pos, means):
+        from minigen import viz
+        self._log({"epoch": pos.epoch - 1, "summary": True, **means})
+        picture_rng = np.random.default_rng(0)  # the same noise every epoch: watch one set of samples evolve
+        viz.save_image_grid(self.trainable.sample(picture_rng, self.n_pictures),
+                            self.out / "samples" / f"epoch_{pos.epoch - 1:03d}.png")
+        viz.save_curves(pos.history, self.out / "loss.png", [k for k in pos.history[-1] if k != "seconds"],
+                        f"{self.config['model']} training")
+        self.save(pos)
+
+    def _log(self, record):
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
 
 
 def evaluate(fn, arrays, batch_size=1000):

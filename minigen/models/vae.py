@@ -16,6 +16,8 @@ import numpy as onp
 from autograd import value_and_grad
 
 from minigen import losses, nn, ops
+from minigen.models.trainable import Trainable, apply_gradients, check_finite
+from minigen.optim import Adam
 
 
 @dataclass(frozen=True)
@@ -133,14 +135,29 @@ def binarize(rng, x):
 
 
 def make_train_step(model, params, opt, rng, binarized=True):
-    """step(batch) -> {"loss": ...}: draw eps (and binarize), value_and_grad, opt.step."""
+    """step(batch) -> {"loss", "grad_norm"}: draw eps (and binarize), value_and_grad, a guarded opt.step.
+
+    batch = (x,) for the VAE; any arrays after x (e.g. the labels of a conditional
+    model) are passed on to model.loss between x and eps: loss(params, x, *rest, eps).
+    """
     loss_and_grad = value_and_grad(model.loss)
 
     def step(batch):
         x = binarize(rng, batch[0]) if binarized else batch[0]
         eps = rng.standard_normal((len(x), model.cfg.latent), dtype=onp.float32)
-        value, grads = loss_and_grad(params, x, eps)
-        opt.step(grads)
-        return {"loss": value}
+        value, grads = loss_and_grad(params, x, *batch[1:], eps)
+        loss = check_finite("loss", value)  # the NaN guard: nothing non-finite reaches the weights
+        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, type(model).__name__)}
 
     return step
+
+
+def trainable(cfg=VAEConfig(), rng=None, lr=1e-3):
+    """A VAE, its Adam and its train step, for minigen.train's loop (`minigen train vae`)."""
+    model = VAE(cfg)
+    params = model.init(rng)
+    opt = Adam(params, lr=lr)
+    return Trainable(params={"vae": params}, optimizers={"vae": opt},
+                     step=make_train_step(model, params, opt, rng),
+                     sample=lambda sample_rng, n: model.sample(params, sample_rng, n),
+                     remedies="lower --lr; for a beta-VAE, a smaller beta")

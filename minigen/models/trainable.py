@@ -1,0 +1,57 @@
+"""What a model hands the training loop, and the guarded gradient step every model takes.
+
+A model family builds a `Trainable`: its parameter trees, its optimisers, a
+`step(batch) -> metrics` closure, and a sampler. The loop in minigen.train
+does the rest (progress, logs, pictures, checkpoints, resume) the same way for
+every model, so none of that is copied per model.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from minigen.optim import leaves
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or gradient became NaN or Inf; the message names the quantity."""
+
+
+@dataclass
+class Trainable:
+    """params: {group: tree}, e.g. {"vae": ...} or {"generator": ..., "discriminator": ...}.
+    optimizers: {group: Optimizer} over the same groups.
+    step: batch (tuple of arrays) -> {metric: float}; draws its noise from the run's rng.
+    sample: (rng, n) -> n images (n, 1, 28, 28) in [0, 1].
+    state: buffers trained without gradients, e.g. BatchNorm running statistics.
+    remedies: what to try when training diverges (printed by the NaN guard).
+    """
+    params: dict
+    optimizers: dict
+    step: Callable
+    sample: Callable
+    state: dict = field(default_factory=dict)
+    remedies: str = "lower the learning rate"
+
+
+def check_finite(name, value):
+    """Raise NonFiniteError naming `name` if the scalar `value` is NaN or Inf; return it as a float."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise NonFiniteError(f"{name} is {value}")
+    return value
+
+
+def apply_gradients(opt, grads, name):
+    """The NaN guard around opt.step: refuse a non-finite gradient *before* it reaches the weights.
+
+    Returns the gradient's global L2 norm (worth logging: a norm that explodes
+    is the warning sign of an unstable run, long before the NaN).
+    """
+    squares = [float(np.vdot(g, g)) for g in leaves(grads)]
+    norm = float(np.sqrt(sum(squares)))
+    if not np.isfinite(norm):
+        first = next(i for i, s in enumerate(squares) if not np.isfinite(s))
+        raise NonFiniteError(f"gradient of the {name} (array {first} of {len(squares)}) is NaN or Inf")
+    opt.step(grads)
+    return norm

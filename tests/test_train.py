@@ -1,0 +1,151 @@
+"""The training loop with a run directory: resume bit for bit, Ctrl-C, the NaN guard, atomic checkpoints."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from minigen.checkpoint import load_checkpoint
+from minigen.data import load_mnist_sample
+from minigen.models import vae
+from minigen.models.trainable import NonFiniteError, apply_gradients
+from minigen.optim import SGD, leaves
+from minigen.train import Run, TrainingStopped, train_epochs
+
+CONFIG = {"model": "vae", "hidden": 16, "latent": 3}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_mnist_sample("train")[0][:96]
+
+
+def new_run(out, resume=False, checkpoint_every=None, seed=0):
+    rng = np.random.default_rng(seed)
+    t = vae.trainable(vae.VAEConfig(latent=3, hidden=16), rng, lr=1e-3)
+    return t, rng, Run(out, t, rng, CONFIG, resume=resume, checkpoint_every=checkpoint_every, n_pictures=4)
+
+
+def train(run, t, rng, digits, epochs=2, step=None):
+    return train_epochs(step or t.step, (digits,), epochs, rng, batch_size=32, run=run)
+
+
+def step_lines(out):
+    return [line for line in (out / "metrics.jsonl").read_text().splitlines() if '"summary"' not in line]
+
+
+def interrupt_after(t, n):
+    """The trainable's step, with a Ctrl-C arriving during its n-th call."""
+    calls = []
+
+    def step(batch):
+        calls.append(1)
+        if len(calls) == n:
+            os.kill(os.getpid(), signal.SIGINT)
+        return t.step(batch)
+    return step
+
+
+def assert_same_params(a, b):
+    for x, y in zip(leaves(a.params), leaves(b.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_run_writes_its_directory(tmp_path, digits):
+    t, rng, run = new_run(tmp_path)
+    history = train(run, t, rng, digits)
+    assert len(history) == 2 and set(history[0]) == {"loss", "grad_norm", "seconds"}
+    assert json.loads((tmp_path / "config.json").read_text()) == CONFIG
+    assert len(step_lines(tmp_path)) == 2 * 3  # 96 images in batches of 32
+    assert (tmp_path / "samples" / "epoch_002.png").is_file() and (tmp_path / "loss.png").is_file()
+    _, meta = load_checkpoint(tmp_path / "checkpoint.npz", {"params": t.params})
+    assert (meta["epoch"], meta["step"], meta["batch"]) == (3, 6, 0)
+
+
+@pytest.mark.parametrize("stop_at", [3, 4], ids=["at-an-epoch-boundary", "mid-epoch"])
+def test_interrupted_and_resumed_equals_straight_through_bit_for_bit(tmp_path, digits, stop_at):
+    straight, rng, run = new_run(tmp_path / "straight")
+    train(run, straight, rng, digits, epochs=3)
+
+    t, rng, run = new_run(tmp_path / "resumed")
+    with pytest.raises(TrainingStopped, match=f"interrupted after step {stop_at} .*--resume"):
+        train(run, t, rng, digits, epochs=3, step=interrupt_after(t, stop_at))
+    t, rng, run = new_run(tmp_path / "resumed", resume=True, seed=99)  # a different seed: all state comes from disk
+    history = train(run, t, rng, digits, epochs=3)
+
+    assert_same_params(straight, t)
+    assert step_lines(tmp_path / "straight") == step_lines(tmp_path / "resumed")
+    assert len(history) == 3
+
+
+def test_resume_refuses_a_missing_checkpoint_and_another_model(tmp_path, digits):
+    with pytest.raises(FileNotFoundError, match="cannot resume: .*checkpoint.npz does not exist"):
+        new_run(tmp_path, resume=True)
+    t, rng, run = new_run(tmp_path)
+    train(run, t, rng, digits, epochs=1)
+    with pytest.raises(FileExistsError, match="already holds a run; pass --resume"):
+        new_run(tmp_path)
+    t = vae.trainable(vae.VAEConfig(latent=3, hidden=16), rng)
+    other = Run(tmp_path, t, rng, {**CONFIG, "model": "cvae"}, resume=True)
+    with pytest.raises(ValueError, match="checkpoint of model 'vae', not 'cvae'"):
+        train(other, t, rng, digits)
+    wider = vae.trainable(vae.VAEConfig(latent=3, hidden=17), rng)
+    with pytest.raises(ValueError, match=r"is float32\(784, 16\), the model expects float32\(784, 17\)"):
+        train(Run(tmp_path, wider, rng, CONFIG, resume=True), wider, rng, digits)
+
+
+def test_the_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, digits):
+    t, rng, run = new_run(tmp_path)
+    train(run, t, rng, digits, epochs=1)
+    good = [p.copy() for p in leaves(t.params)]
+    t2, rng2, run2 = new_run(tmp_path, resume=True)
+    calls = []
+
+    def poisoned(batch):  # before the second step a weight turns NaN, as in a diverging run
+        calls.append(1)
+        if len(calls) == 2:
+            leaves(t2.params)[0][0] = np.nan
+        return t2.step(batch)
+
+    with pytest.raises(TrainingStopped, match=r"diverged at step 5 \(epoch 2\): loss is nan; "
+                                              r"the last good checkpoint is .*checkpoint.npz\ntry: lower --lr"):
+        train(run2, t2, rng2, digits, epochs=2, step=poisoned)
+    trees, meta = load_checkpoint(tmp_path / "checkpoint.npz", {"params": t.params})
+    assert meta["step"] == 3  # the checkpoint of the end of epoch 1, untouched
+    for saved, before in zip(leaves(trees["params"]), good, strict=True):
+        np.testing.assert_array_equal(saved, before)
+
+
+def test_a_non_finite_gradient_never_reaches_the_weights():
+    params = {"w": np.ones(3, np.float32), "b": np.zeros(2, np.float32)}
+    opt = SGD(params, lr=0.1)
+    with pytest.raises(NonFiniteError, match=r"gradient of the critic \(array 1 of 2\) is NaN or Inf"):
+        apply_gradients(opt, {"w": np.array([0, np.inf, 0], np.float32), "b": np.zeros(2, np.float32)}, "critic")
+    np.testing.assert_array_equal(params["w"], 1)
+    assert apply_gradients(opt, {"w": np.full(3, 2, np.float32), "b": np.zeros(2, np.float32)}, "critic") == \
+        pytest.approx(np.sqrt(12))
+
+
+def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, signal
+        import numpy as np
+        from minigen.checkpoint import save_checkpoint
+        path = {str(tmp_path / "ckpt.npz")!r}
+        save_checkpoint(path, {{"params": {{"w": np.ones(1000, np.float32)}}}}, {{"step": 1}})
+        def die_halfway(f, **arrays):  # SIGKILL with half the new file on disk: no handler runs
+            f.write(b"PK\\x03\\x04" + b"x" * 1000)
+            f.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        np.savez = die_halfway
+        save_checkpoint(path, {{"params": {{"w": np.zeros(1000, np.float32)}}}}, {{"step": 2}})
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert list(tmp_path.glob("ckpt.npz*.tmp"))  # the half-written file is there, under another name
+    trees, meta = load_checkpoint(tmp_path / "ckpt.npz", {"params": {"w": np.zeros(1000, np.float32)}})
+    assert meta == {"step": 1} and (trees["params"]["w"] == 1).all()
