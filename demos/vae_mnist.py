@@ -22,10 +22,10 @@ import numpy as np
 from minigen import apps, viz
 from minigen.checkpoint import save_params
 from minigen.data import load_mnist, load_mnist_sample
-from minigen.metrics import iwae_nll
-from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
+from minigen.metrics import vae_test_metrics
+from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam
-from minigen.train import evaluate, train_epochs
+from minigen.train import train_epochs
 
 
 def parse_args(argv):
@@ -82,18 +82,13 @@ def main(argv=None):
                            max_seconds=None if args.minutes is None else 60 * args.minutes)
     seconds = time.perf_counter() - start
 
-    eval_rng = np.random.default_rng(1234)  # the same binarization and noise for every model evaluated
-    x_bin = binarize(eval_rng, x_test)
-    eps = eval_rng.standard_normal((len(x_bin), model.cfg.latent), dtype=np.float32)
-    neg_elbo = evaluate(lambda b: -model.elbo(params, b[0], b[1]), (x_bin, eps))
-    n = len(x_bin) if args.nll_n == 0 else args.nll_n
-    nll = float(iwae_nll(model, params, x_bin[:n], args.nll_k, eval_rng).mean())
+    scores = vae_test_metrics(model, params, x_test, args.nll_k, args.nll_n)
+    neg_elbo, nll, n = scores["test_neg_elbo"], scores["test_nll_iwae"], scores["nll_images"]
 
     save_pictures(model, params, x_test, out, rng)
     viz.save_curves(history, out / "loss.png", ["loss"], "VAE training loss (-ELBO, nats)")
     save_params(out / "vae.npz", params)
-    metrics = {"test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "nll_k": args.nll_k, "nll_images": n,
-               "train_seconds": seconds, **vars(args), "epochs": len(history)}
+    metrics = {**scores, "train_seconds": seconds, **vars(args), "epochs": len(history)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"test -ELBO {neg_elbo:.2f} nats; IWAE NLL (k={args.nll_k}, {n} images) {nll:.2f} nats; "
           f"{seconds:.0f} s of training\npictures and weights in {out}/")

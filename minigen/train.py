@@ -35,6 +35,10 @@ class TrainingStopped(RuntimeError):
     """Training ended early (NaN/Inf, or Ctrl-C); the message says why and what was kept."""
 
 
+class TrainingInterrupted(TrainingStopped):
+    """Ctrl-C: the run stopped after a whole step and saved a checkpoint."""
+
+
 @dataclass
 class Position:
     """Where a run is: the epoch in progress (1-based), steps taken, batches done in this epoch."""
@@ -110,9 +114,9 @@ def _guarded(step, batch, pos, run):
 def _stop_on_interrupt(pos, run):
     where = f"interrupted after step {pos.step} (epoch {pos.epoch}, batch {pos.batch})"
     if run is None:
-        raise TrainingStopped(where)
+        raise TrainingInterrupted(where)
     run.save(pos)
-    raise TrainingStopped(f"{where}; checkpoint saved in {run.checkpoint_path}; "
+    raise TrainingInterrupted(f"{where}; checkpoint saved in {run.checkpoint_path}; "
                           f"continue with --resume {run.out}")
 
 
@@ -183,12 +187,8 @@ class Run:
         if not self.resume:
             return Position()
         like = {**self.trees(), "state": None, "order": None}
-        trees, meta = load_checkpoint(self.checkpoint_path, like)
-        if meta.get("model") != self.config["model"]:
-            raise ValueError(f"{self.checkpoint_path} is a checkpoint of model {meta.get('model')!r}, "
-                             f"not {self.config['model']!r}")
-        for current, saved in zip(leaves(self.trainable.params), leaves(trees["params"])):
-            np.copyto(current, saved)  # in place: the optimisers and the step hold these arrays
+        trees, meta = _load_model_checkpoint(self.checkpoint_path, like, self.config["model"])
+        copy_into(self.trainable.params, trees["params"])
         for name, opt in self.trainable.optimizers.items():
             opt.load_state_dict(trees["optim"][name])
         self.trainable.state.clear()
@@ -218,6 +218,41 @@ class Run:
     def _log(self, record):
         with open(self.log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def read_config(run_dir):
+    """The config.json of a run directory, with a clear error if it is not one."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a minigen run directory (no config.json); "
+                                f"runs are made by `minigen train MODEL`")
+    return json.loads(path.read_text())
+
+
+def load_run(run_dir):
+    """(config, trainable) of a finished or stopped run, its parameters read from the checkpoint."""
+    from minigen import models
+    config = read_config(run_dir)
+    trainable = models.build(config["model"], config["options"], np.random.default_rng(config["seed"]),
+                             config["lr"])
+    trees, _ = _load_model_checkpoint(Path(run_dir) / "checkpoint.npz", {"params": trainable.params},
+                                      config["model"])
+    copy_into(trainable.params, trees["params"])
+    return config, trainable
+
+
+def _load_model_checkpoint(path, like, model):
+    """load_checkpoint, refusing a checkpoint written by another model."""
+    trees, meta = load_checkpoint(path, like)
+    if meta.get("model") != model:
+        raise ValueError(f"{path} is a checkpoint of model {meta.get('model')!r}, not {model!r}")
+    return trees, meta
+
+
+def copy_into(tree, saved):
+    """Overwrite the arrays of `tree` with those of `saved`, in place: optimisers and steps hold them."""
+    for current, new in zip(leaves(tree), leaves(saved), strict=True):
+        np.copyto(current, new)
 
 
 def evaluate(fn, arrays, batch_size=1000):

@@ -67,3 +67,48 @@ def test_vae_demo_runs_on_the_sample_and_writes_its_pictures(tmp_path):
                  "vae.npz", "metrics.json"):
         assert (tmp_path / name).is_file(), name
     assert "test -ELBO" in result.stdout
+
+
+def test_train_sample_eval_and_resume_on_the_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--sample", "--epochs", "1", "--set", "hidden=32", "--set", "latent=4",
+                 "--out", str(out)]) == 0
+    assert "done: 1 epochs" in capsys.readouterr().out
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert (out / "samples" / "epoch_002.png").is_file()
+    assert main(["sample", str(out), "--n", "9"]) == 0 and (out / "sample.png").is_file()
+    assert main(["eval", str(out)]) == 0
+    assert "test_nll_iwae" in capsys.readouterr().out and (out / "eval.json").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train"], "name the model to train"),
+    (["train", "nope"], "unknown model 'nope'; choose from: vae"),
+    (["train", "vae", "--set", "latnt=2"], "unknown option 'latnt'; choose from: latent"),
+    (["train", "vae", "--set", "latent"], "--set expects KEY=VALUE"),
+    (["train", "vae", "--set", "latent=two"], "option latent='two': expected a value like 20"),
+    (["train", "--resume", "/nonexistent/run"], "not a minigen run directory"),
+    (["sample", "/nonexistent/run"], "not a minigen run directory"),
+])
+def test_train_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("minigen: error: ") and message in err and err.count("\n") == 1
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "minigen", "train", "vae", "--sample", "--epochs", "1000",
+                             "--set", "hidden=16", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.npz").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait for the first epoch's checkpoint, so training is surely under way
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted after step" in err and "--resume" in err and "Traceback" not in err
+    result = run("train", "--resume", str(out), "--epochs", "2")
+    assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ A model family builds a `Trainable`: its parameter trees, its optimisers, a
 does the rest (progress, logs, pictures, checkpoints, resume) the same way for
 every model, so none of that is copied per model.
 """
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ class Trainable:
     sample: (rng, n) -> n images (n, 1, 28, 28) in [0, 1].
     state: buffers trained without gradients, e.g. BatchNorm running statistics.
     remedies: what to try when training diverges (printed by the NaN guard).
+    evaluate: (x_test, y_test) -> {metric: number}, the model's test metrics (`minigen eval`).
+    needs_labels: whether step's batches are (x, y) rather than (x,).
     """
     params: dict
     optimizers: dict
@@ -32,6 +35,8 @@ class Trainable:
     sample: Callable
     state: dict = field(default_factory=dict)
     remedies: str = "lower the learning rate"
+    evaluate: Callable | None = None
+    needs_labels: bool = False
 
 
 def check_finite(name, value):
@@ -55,3 +60,33 @@ def apply_gradients(opt, grads, name):
         raise NonFiniteError(f"gradient of the {name} (array {first} of {len(squares)}) is NaN or Inf")
     opt.step(grads)
     return norm
+
+
+def configure(cfg, options):
+    """A copy of the dataclass `cfg` with `options` ({name: text}, e.g. from `--set latent=2`) applied.
+
+    Each text is read as the type of the field's current value; a tuple of ints
+    is written "200,200". An unknown name or an unreadable value is a ValueError
+    that lists what is accepted.
+    """
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    changes = {}
+    for name, text in options.items():
+        if name not in fields:
+            raise ValueError(f"unknown option {name!r}; choose from: {', '.join(fields)}")
+        changes[name] = _parse_like(fields[name], text, name)
+    return dataclasses.replace(cfg, **changes)
+
+
+def _parse_like(current, text, name):
+    """text read as the type of `current`: bool, int, float, str, or a tuple of ints ("200,200")."""
+    if not isinstance(text, str):
+        return text
+    try:
+        if isinstance(current, bool):
+            return {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+        if isinstance(current, tuple) or "," in text:
+            return tuple(int(part) for part in text.split(","))
+        return type(current)(text)
+    except (KeyError, ValueError):
+        raise ValueError(f"option {name}={text!r}: expected a value like {current!r}") from None

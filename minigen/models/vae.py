@@ -15,8 +15,8 @@ import autograd.numpy as np
 import numpy as onp
 from autograd import value_and_grad
 
-from minigen import losses, nn, ops
-from minigen.models.trainable import Trainable, apply_gradients, check_finite
+from minigen import losses, metrics, nn, ops
+from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
 from minigen.optim import Adam
 
 
@@ -152,6 +152,14 @@ def make_train_step(model, params, opt, rng, binarized=True):
     return step
 
 
+# --- For `minigen train` -------------------------------------------------------------------
+
+VARIANTS = {
+    "vae": "MLP VAE 784-400-20, ReLU (Kingma & Welling 2014); --set beta=4 makes it a beta-VAE",
+    "conv-vae": "convolutional VAE: 2 stride-2 convs down, 2 transposed convs up",
+}
+
+
 def trainable(cfg=VAEConfig(), rng=None, lr=1e-3):
     """A VAE, its Adam and its train step, for minigen.train's loop (`minigen train vae`)."""
     model = VAE(cfg)
@@ -160,4 +168,11 @@ def trainable(cfg=VAEConfig(), rng=None, lr=1e-3):
     return Trainable(params={"vae": params}, optimizers={"vae": opt},
                      step=make_train_step(model, params, opt, rng),
                      sample=lambda sample_rng, n: model.sample(params, sample_rng, n),
-                     remedies="lower --lr; for a beta-VAE, a smaller beta")
+                     remedies="lower --lr; for a beta-VAE, a smaller beta",
+                     evaluate=lambda x_test, _: metrics.vae_test_metrics(model, params, x_test, nll_k=100))
+
+
+def build(name, options, rng, lr=None):
+    """The Trainable for `minigen train NAME --set key=value ...` (name in VARIANTS)."""
+    cfg = configure(VAEConfig(conv=name == "conv-vae"), options)
+    return trainable(cfg, rng, 1e-3 if lr is None else lr)
