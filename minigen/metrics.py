@@ -26,3 +26,21 @@ def iwae_nll(model, params, x, k, rng, batch_size=100, max_samples_per_pass=50_0
             for j in range(0, k, chunk)])
         out[start:start + len(xb)] = -losses.iwae_bound(log_w.astype(np.float64))
     return out
+
+
+def vae_test_metrics(model, params, x_test, nll_k=1000, nll_images=1000, seed=1234):
+    """The test set's mean -ELBO (all images) and IWAE NLL (the first `nll_images`, K = nll_k), in nats.
+
+    The test images are binarized once with a fixed seed, and the same noise is
+    used, so that two models evaluated with the same seed see the same data.
+    """
+    from minigen.models.vae import binarize
+    from minigen.train import evaluate
+
+    rng = np.random.default_rng(seed)
+    x_bin = binarize(rng, x_test)
+    eps = rng.standard_normal((len(x_bin), model.cfg.latent), dtype=np.float32)
+    neg_elbo = evaluate(lambda b: -model.elbo(params, b[0], b[1]), (x_bin, eps))
+    n = len(x_bin) if nll_images in (0, None) else min(nll_images, len(x_bin))
+    nll = float(iwae_nll(model, params, x_bin[:n], nll_k, rng).mean())
+    return {"test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "nll_k": nll_k, "nll_images": n}
