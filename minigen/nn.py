@@ -33,10 +33,12 @@ from minigen import ops
 
 @dataclass(frozen=True)
 class Layer:
-    """A named (init, apply) pair. `name` is what error messages show."""
+    """A named (init, apply) pair. `name` is what error messages show; `spec` = (kind, settings)
+    says what the layer is in data, for tools that rebuild it elsewhere (minigen.interop)."""
     name: str
     init: Callable
     apply: Callable = field(repr=False)
+    spec: tuple = field(default=(), repr=False)
 
     def __call__(self, params, x, **kwargs):
         return self.apply(params, x, **kwargs)
@@ -70,7 +72,7 @@ def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.
             raise _shape_error(name, (params["W"].shape[0],), x)
         return np.dot(x, params["W"]) + params["b"]
 
-    return Layer(name, init, apply)
+    return Layer(name, init, apply, ("Dense", {"out_features": out_features}))
 
 
 def Conv2d(out_channels, kernel_size, stride=1, padding=0,
@@ -92,7 +94,7 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0,
             raise _shape_error(name, (params["w"].shape[1], "H", "W"), x)
         return ops.conv2d(x, params["w"], params["b"], s, p)
 
-    return Layer(name, init, apply)
+    return Layer(name, init, apply, ("Conv2d", {"stride": s, "padding": p}))
 
 
 def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_padding=0,
@@ -115,7 +117,7 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
             raise _shape_error(name, (params["w"].shape[0], "H", "W"), x)
         return ops.conv_transpose2d(x, params["w"], params["b"], s, p, op)
 
-    return Layer(name, init, apply)
+    return Layer(name, init, apply, ("ConvTranspose2d", {"stride": s, "padding": p, "output_padding": op}))
 
 
 def _image_shape(name, input_shape):
@@ -155,7 +157,7 @@ def BatchNorm(momentum=0.1, eps=1e-5):
         x_hat = (x - mean) / np.sqrt(var + eps)
         return x_hat * np.reshape(params["gamma"], bshape) + np.reshape(params["beta"], bshape)
 
-    return Layer(name, init, apply)
+    return Layer(name, init, apply, ("BatchNorm", {"momentum": momentum, "eps": eps}))
 
 
 def _update_running_stats(state, mean, var, count, momentum):
@@ -182,31 +184,32 @@ def Dropout(rate):
         keep = rng.random(onp.shape(x)) >= rate
         return x * (keep.astype(onp.float32) / (1 - rate))
 
-    return Layer(name, lambda rng, input_shape: (tuple(input_shape), {}), apply)
+    return Layer(name, lambda rng, input_shape: (tuple(input_shape), {}), apply, ("Dropout", {"rate": rate}))
 
 
 # --- Layers without parameters -------------------------------------------------
 
-def elementwise(fn, name):
+def elementwise(fn, name, spec=()):
     """A parameter-free layer that applies fn to every entry (shape unchanged)."""
     return Layer(name, lambda rng, input_shape: (tuple(input_shape), {}),
-                 lambda params, x, **_: fn(x))
+                 lambda params, x, **_: fn(x), spec)
 
 
 def ReLU():
-    return elementwise(ops.relu, "ReLU()")
+    return elementwise(ops.relu, "ReLU()", ("ReLU", {}))
 
 
 def LeakyReLU(negative_slope=0.2):
-    return elementwise(lambda x: ops.leaky_relu(x, negative_slope), f"LeakyReLU({negative_slope})")
+    return elementwise(lambda x: ops.leaky_relu(x, negative_slope), f"LeakyReLU({negative_slope})",
+                       ("LeakyReLU", {"negative_slope": negative_slope}))
 
 
 def Sigmoid():
-    return elementwise(ops.sigmoid, "Sigmoid()")
+    return elementwise(ops.sigmoid, "Sigmoid()", ("Sigmoid", {}))
 
 
 def Tanh():
-    return elementwise(np.tanh, "Tanh()")
+    return elementwise(np.tanh, "Tanh()", ("Tanh", {}))
 
 
 def Reshape(shape):
@@ -226,14 +229,14 @@ def Reshape(shape):
                              f"got input of shape {tuple(onp.shape(x))}")
         return np.reshape(x, (onp.shape(x)[0],) + shape)
 
-    return Layer(name, init, apply)
+    return Layer(name, init, apply, ("Reshape", {"shape": shape}))
 
 
 def Flatten():
     """(N, C, H, W) -> (N, C*H*W)."""
     return Layer("Flatten()",
                  lambda rng, input_shape: ((int(onp.prod(input_shape)),), {}),
-                 lambda params, x, **_: np.reshape(x, (onp.shape(x)[0], -1)))
+                 lambda params, x, **_: np.reshape(x, (onp.shape(x)[0], -1)), ("Flatten", {}))
 
 
 # --- Composition ---------------------------------------------------------------
@@ -269,7 +272,7 @@ def Sequential(*layers):
                 raise ValueError(f"layer {i} of {len(layers)}: {err}") from None
         return x
 
-    return Layer(name, init, apply)
+    return Layer(name, init, apply, ("Sequential", {"layers": layers}))
 
 
 def check_input(x):
