@@ -11,9 +11,8 @@ wrong answer cannot pass.
 import argparse
 import json
 import os
-import platform
-import sys
-import time
+
+from common import interleaved_medians, machine_header, pin_threads, scaled_error
 
 
 def parse_args():
@@ -24,10 +23,8 @@ def parse_args():
     return parser.parse_args()
 
 
-ARGS = parse_args()
-# BLAS reads its thread count when numpy is first imported: set it before that.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+if __name__ == "__main__":
+    pin_threads(parse_args().threads)
 
 import autograd.numpy as anp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -58,51 +55,36 @@ def torch_step(transposed, x, w, r, stride, padding):
     return x.grad, w.grad
 
 
-def median_ms(times):
-    return 1000 * float(np.median(times))
-
-
 def bench_case(name, transposed, xshape, wshape, stride, padding, reps):
+    """Median ms of one forward+backward in each library, and the gradients' agreement."""
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(xshape, dtype=np.float32), rng.standard_normal(wshape, dtype=np.float32)
     conv = ops.conv_transpose2d if transposed else ops.conv2d
     r = rng.standard_normal(conv(x, w, None, stride, padding).shape, dtype=np.float32)
     tx, tw, tr = torch.tensor(x), torch.tensor(w), torch.tensor(r)
-    ours, theirs = [], []
-    for i in range(reps + 3):  # the first 3 rounds warm caches and allocators up
-        t0 = time.perf_counter()
-        gx, gw = minigen_step(transposed, x, w, r, stride, padding)
-        t1 = time.perf_counter()
-        tgx, tgw = torch_step(transposed, tx, tw, tr, stride, padding)
-        t2 = time.perf_counter()
-        if i >= 3:
-            ours.append(t1 - t0)
-            theirs.append(t2 - t1)
-    parity = max(_scaled_error(gx, tgx.numpy()), _scaled_error(gw, tgw.numpy()))
-    return {"case": name, "minigen_ms": median_ms(ours), "torch_ms": median_ms(theirs),
-            "ratio": median_ms(ours) / median_ms(theirs), "max_rel_error": parity}
-
-
-def _scaled_error(a, b):
-    """max|a - b| / max|b|: the float32 agreement of two whole gradients."""
-    return float(np.abs(a - b).max() / np.abs(b).max())
+    ours, theirs = interleaved_medians([lambda: minigen_step(transposed, x, w, r, stride, padding),
+                                        lambda: torch_step(transposed, tx, tw, tr, stride, padding)], reps)
+    (gx, gw), (tgx, tgw) = minigen_step(transposed, x, w, r, stride, padding), \
+        torch_step(transposed, tx, tw, tr, stride, padding)
+    parity = max(scaled_error(gx, tgx.numpy()), scaled_error(gw, tgw.numpy()))
+    return {"case": name, "minigen_ms": 1000 * ours, "torch_ms": 1000 * theirs, "ratio": ours / theirs,
+            "max_rel_error": parity}
 
 
 def main():
-    torch.set_num_threads(ARGS.threads)
-    header = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads {ARGS.threads}; "
-              f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
-    rows = [bench_case(*case, ARGS.reps) for case in CASES]
+    args = parse_args()
+    header = machine_header(args.threads)
+    rows = [bench_case(*case, args.reps) for case in CASES]
     total_ours, total_theirs = sum(r["minigen_ms"] for r in rows), sum(r["torch_ms"] for r in rows)
-    print(f"conv forward+backward (grads of x and w), batch 64, median of {ARGS.reps}\n{header}\n")
+    print(f"conv forward+backward (grads of x and w), batch 64, median of {args.reps}\n{header}\n")
     print("| layer | minigen ms | torch ms | ratio | max rel. error |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['minigen_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f} | "
               f"{r['max_rel_error']:.1e} |")
     print(f"| **all four** | {total_ours:.2f} | {total_theirs:.2f} | {total_ours / total_theirs:.2f} | |")
-    if ARGS.json:
-        with open(ARGS.json, "w") as f:
-            json.dump({"machine": header, "reps": ARGS.reps, "rows": rows}, f, indent=2)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": header, "reps": args.reps, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

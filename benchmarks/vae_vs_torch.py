@@ -22,7 +22,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from twins import TorchMLPVAE  # noqa: E402
+from twins import TorchVAE  # noqa: E402
 
 from minigen.data import batches, load_mnist  # noqa: E402
 from minigen.models.vae import VAE, make_train_step  # noqa: E402
@@ -65,7 +65,7 @@ def main():
     (x, _), (x_test, _) = load_mnist("train", ARGS.data_dir), load_mnist("test", ARGS.data_dir)
     model = VAE()
     params = model.init(np.random.default_rng(ARGS.seed))
-    twin = TorchMLPVAE(params)  # copies the initial weights before minigen trains them in place
+    twin = TorchVAE(model, params)  # copies the initial weights before minigen trains them in place
     ours, our_s = minigen_run(x, x_test, params, model)
     theirs, their_s = torch_run(x, x_test, twin)
     print(f"MLP VAE 784-400-20, Adam 1e-3, batch 128, {ARGS.epochs} epochs, {ARGS.threads} threads")

@@ -1,0 +1,46 @@
+"""What every benchmark here shares: pinned threads, interleaved timing, parity measures.
+
+pin_threads must run before numpy (or torch) is first imported: BLAS reads its
+thread count once, at load time.
+"""
+import os
+import platform
+import sys
+import time
+
+
+def pin_threads(n):
+    """Give numpy's BLAS and torch the same number of threads (call before importing either)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    return n
+
+
+def machine_header(threads):
+    """One line naming the machine, the threads and the versions, for a table's header."""
+    import numpy as np
+    import torch
+    torch.set_num_threads(threads)
+    return (f"{platform.machine()}, {os.cpu_count()} cores; threads {threads} (numpy BLAS and torch); "
+            f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
+
+
+def interleaved_medians(fns, reps, warmup=3):
+    """Median seconds of each of `fns`, run in turns (a, b, a, b, ...) so drift hits all alike."""
+    import numpy as np
+    times = [[] for _ in fns]
+    for i in range(warmup + reps):
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            if i >= warmup:
+                out.append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def scaled_error(a, b):
+    """max|a - b| / max|b|: the float32 agreement of two whole arrays (0 when b is all zero and a == b)."""
+    import numpy as np
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = np.abs(b).max(initial=0.0)
+    return float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else float(np.abs(a).max(initial=0.0))

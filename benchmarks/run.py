@@ -1,0 +1,197 @@
+"""minigen against PyTorch on the CPU: speed and parity of each workload, in one run.
+
+    python benchmarks/run.py [--quick] [--threads 2] [--json FILE] [--only NAME ...]
+
+Each workload has a torch twin with the same architecture and the same initial
+weights (copied across by minigen.interop). The two are timed in turns
+(warm-up, then the median of many repetitions) and their loss and every
+gradient compared on one shared batch: parity is the largest
+max|minigen - torch| / max|torch| over the loss and all gradient arrays.
+The full-epoch rows run each library in its own subprocess, so that the peak
+resident memory (RSS) of each is its own. --quick uses fewer repetitions and
+skips the full epoch; it finishes in about two minutes.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from common import interleaved_medians, machine_header, pin_threads, scaled_error
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, no full-epoch rows (~2 min)")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--json", default=None, help="also write the table as JSON here")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these workloads")
+    p.add_argument("--epoch-child", choices=["minigen", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    pin_threads(parse_args().threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from autograd import value_and_grad  # noqa: E402
+from twins import TorchVAE  # noqa: E402
+
+from minigen.models.vae import VAE, make_train_step  # noqa: E402
+from minigen.optim import Adam, leaves  # noqa: E402
+
+BATCH = 128
+
+
+def tree_error(ours, theirs):
+    """The largest scaled error over matching arrays of two parameter trees."""
+    return max(scaled_error(a, b) for a, b in zip(leaves(ours), leaves(theirs), strict=True))
+
+
+# --- Workloads: each returns (minigen_step, torch_step, parity, flops_per_step or None) -----------
+
+def mlp_vae(rng):
+    """One Adam step of the 784-400-20 VAE on a batch of 128 (loss: BCE summed over pixels + KL)."""
+    model = VAE()
+    params = model.init(rng)
+    twin = TorchVAE(model, params)
+    x = (rng.random((BATCH, 1, 28, 28), dtype=np.float32) < 0.3).astype(np.float32)
+    eps = rng.standard_normal((BATCH, 20), dtype=np.float32)
+
+    value, grads = value_and_grad(model.loss)(params, x, eps)  # parity first, while the weights are the same
+    t_value = twin.loss(torch.from_numpy(x), torch.from_numpy(eps))
+    t_value.backward()
+    error = max(scaled_error(value, t_value.item()), tree_error(grads, twin.grads()))
+
+    step = make_train_step(model, params, Adam(params), np.random.default_rng(1), binarized=False)
+    opt, tx = torch.optim.Adam(twin.parameters(), lr=1e-3), torch.from_numpy(x)
+
+    def torch_step():
+        opt.zero_grad()
+        twin.loss(tx, torch.randn(BATCH, 20)).backward()
+        opt.step()
+
+    sizes = [(784, 400), (400, 40), (20, 400), (400, 784)]
+    flops = 3 * 2 * BATCH * sum(a * b for a, b in sizes)  # the forward GEMMs, and twice that backward
+    return (lambda: step((x,))), torch_step, error, flops
+
+
+def conv_layers(rng):
+    """conv2d and conv_transpose2d forward+backward at a DCGAN's MNIST sizes (batch 64, four layers)."""
+    import conv_speed
+    cases = []
+    for _, transposed, xs, ws, s, p in conv_speed.CASES:
+        x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
+        conv = conv_speed.ops.conv_transpose2d if transposed else conv_speed.ops.conv2d
+        r = rng.standard_normal(conv(x, w, None, s, p).shape, dtype=np.float32)
+        cases.append((transposed, x, w, r, s, p, torch.tensor(x), torch.tensor(w), torch.tensor(r)))
+
+    def ours():
+        return [conv_speed.minigen_step(t, x, w, r, s, p) for t, x, w, r, s, p, *_ in cases]
+
+    def theirs():
+        return [conv_speed.torch_step(t, tx, tw, tr, s, p) for t, _, _, _, s, p, tx, tw, tr in cases]
+
+    error = max(scaled_error(a, b.numpy()) for pair, tpair in zip(ours(), theirs()) for a, b in zip(pair, tpair))
+    return ours, theirs, error, None
+
+
+WORKLOADS = {
+    "MLP VAE step (784-400-20, batch 128, Adam)": mlp_vae,
+    "conv2d + conv_transpose2d fwd+bwd (DCGAN sizes, batch 64)": conv_layers,
+}
+
+
+# --- One full epoch in a fresh process: time and peak memory --------------------------------------
+
+def epoch_child(lib, data_dir):
+    """Train the MLP VAE for one MNIST epoch with `lib`; print seconds and peak RSS (MB) as JSON."""
+    import resource
+
+    from minigen.data import batches, load_mnist
+    x, _ = load_mnist("train", data_dir)
+    rng = np.random.default_rng(0)
+    model = VAE()
+    params = model.init(rng)
+    if lib == "minigen":
+        step = make_train_step(model, params, Adam(params), rng, binarized=False)
+    else:
+        twin = TorchVAE(model, params)
+        opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+
+        def step(batch):
+            opt.zero_grad()
+            twin.loss(torch.from_numpy(batch[0]), torch.randn(len(batch[0]), 20)).backward()
+            opt.step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    for batch in batches(rng, x, batch_size=BATCH):
+        step(batch)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rss_before_epoch_mb": before}))
+
+
+def run_epoch_children(args):
+    out = {}
+    for lib in ("minigen", "torch"):
+        cmd = [sys.executable, __file__, "--epoch-child", lib, "--threads", str(args.threads)]
+        if args.data_dir:
+            cmd += ["--data-dir", args.data_dir]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[lib] = json.loads(result.stdout.strip().splitlines()[-1])
+    return out
+
+
+def gemm_gflops(reps):
+    """numpy float32 GEMM speed (1024^3), the BLAS ceiling this machine gives any numpy code."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    (seconds,) = interleaved_medians([lambda: a @ a], reps)
+    return 2 * 1024 ** 3 / seconds / 1e9
+
+
+def main():
+    args = parse_args()
+    if args.epoch_child:
+        return epoch_child(args.epoch_child, args.data_dir)
+    header = machine_header(args.threads)
+    reps = 10 if args.quick else 50
+    rows = []
+    for name, build in WORKLOADS.items():
+        if args.only and not any(o.lower() in name.lower() for o in args.only):
+            continue
+        ours, theirs, parity, flops = build(np.random.default_rng(0))
+        t_ours, t_theirs = interleaved_medians([ours, theirs], reps)
+        rows.append({"workload": name, "minigen_ms": 1000 * t_ours, "torch_ms": 1000 * t_theirs,
+                     "ratio": t_ours / t_theirs, "parity": parity,
+                     "gflops": None if flops is None else flops / t_ours / 1e9})
+    peak = gemm_gflops(reps)
+    print(f"minigen vs torch, median of {reps} interleaved steps after 3 warm-up\n{header}\n"
+          f"numpy float32 GEMM (1024^3): {peak:.0f} GFLOP/s\n")
+    print("| workload | minigen ms | torch ms | ratio | parity (max rel. error) |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['workload']} | {r['minigen_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f} | "
+              f"{r['parity']:.1e} |")
+    for r in rows:
+        if r["gflops"]:
+            print(f"\n{r['workload']}: {r['gflops']:.0f} GFLOP/s achieved = {r['gflops'] / peak:.0%} of the GEMM peak")
+    epoch = None
+    if not args.quick and not args.only:
+        epoch = run_epoch_children(args)
+        m, t = epoch["minigen"], epoch["torch"]
+        print(f"\nOne MNIST epoch of the MLP VAE (469 steps), each library in its own process:\n"
+              f"| | seconds | peak RSS (MB) | RSS before the epoch (MB) |\n|---|---|---|---|\n"
+              f"| minigen | {m['seconds']:.1f} | {m['peak_rss_mb']:.0f} | {m['rss_before_epoch_mb']:.0f} |\n"
+              f"| torch | {t['seconds']:.1f} | {t['peak_rss_mb']:.0f} | {t['rss_before_epoch_mb']:.0f} |\n"
+              f"ratio {m['seconds'] / t['seconds']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": header, "reps": reps, "gemm_gflops": peak, "rows": rows, "epoch": epoch}, f,
+                      indent=2)
+
+
+if __name__ == "__main__":
+    main()
