@@ -6,9 +6,9 @@ feature extractor behind minigen's FID and Inception-Score analogues.
 """
 import autograd.numpy as np
 import numpy as onp
-from autograd import value_and_grad
 
 from minigen import nn
+from minigen.autodiff import value_and_grad
 from minigen.init import he_normal
 from minigen.ops import log_softmax, one_hot
 from minigen.optim import Adam
@@ -37,10 +37,13 @@ def accuracy(net, params, x, y, batch_size=1000):
     return evaluate(lambda b: onp.argmax(net.apply(params, b[0]), axis=1) == b[1], (x, y), batch_size)
 
 
-def train_classifier(x, y, epochs=3, lr=1e-3, batch_size=128, seed=0, log=None):
-    """Train with Adam on cross-entropy; returns (net, params, history)."""
+def train_classifier(x, y, epochs=3, lr=1e-3, batch_size=128, seed=0, log=None, net=None):
+    """Train with Adam on cross-entropy; returns (net, params, history).
+
+    net: the conv net of build_classifier() by default, or any layer x -> (N, 10) logits.
+    """
     rng = onp.random.default_rng(seed)
-    net = build_classifier()
+    net = build_classifier() if net is None else net
     _, params = net.init(rng, x.shape[1:])
     opt = Adam(params, lr=lr)
 

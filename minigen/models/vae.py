@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import autograd.numpy as np
 import numpy as onp
-from autograd import value_and_grad
 
 from minigen import losses, metrics, nn, ops
+from minigen.autodiff import value_and_grad
 from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
 from minigen.optim import Adam
 

@@ -1,0 +1,67 @@
+"""value_and_grad for a tree of parameters, without autograd's cost of differentiating containers.
+
+autograd.value_and_grad(loss)(params, ...) differentiates `params` as one value:
+a dict of lists of dicts. Every `params["encoder"][1]["W"]` inside the loss is
+then a traced indexing operation, and on the way back autograd starts each
+container's gradient as zeros the size of *all* its arrays and adds the pieces
+in (builtins.container_untake / sparse_add). For the 784-400-20 VAE that is
+several full copies of the model's parameters per step, about a sixth of the
+step's time (measured with cProfile; see benchmarks/README.md).
+
+Here each parameter array is traced on its own instead: the loss receives the
+same nested dicts and lists, but holding one traced box per array, so indexing
+them is plain Python, and each array's gradient arrives exactly as its last VJP
+made it. Everything else is autograd's own machinery; gradients of gradients
+(used by WGAN-GP's penalty, which differentiates with respect to inputs inside
+the loss) still work, since an inner autograd.grad opens its own trace.
+"""
+import numpy as np
+from autograd.core import VJPNode, add_outgrads, vspace
+from autograd.tracer import isbox, new_box, trace_stack
+from autograd.util import toposort
+
+from minigen.optim import leaves
+
+
+def value_and_grad(loss):
+    """loss(params, *args) -> scalar  ==>  f(params, *args) -> (value, gradient tree shaped like params).
+
+    Only the first argument is differentiated; like autograd's, but see the module docstring.
+    """
+    def value_and_gradient(params, *args, **kwargs):
+        arrays = leaves(params)
+        with trace_stack.new_trace() as trace:
+            roots = [VJPNode.new_root() for _ in arrays]
+            boxes = [new_box(a, trace, root) for a, root in zip(arrays, roots)]
+            end = loss(_rebuild(params, iter(boxes)), *args, **kwargs)
+            if not (isbox(end) and end._trace == trace):  # the loss does not depend on params at all
+                return end, _rebuild(params, iter([np.zeros_like(a) for a in arrays]))
+            value = end._value
+            grads = _backward(end._node, roots, vspace(value).ones())
+        zero_if_unused = (np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays))
+        return value, _rebuild(params, zero_if_unused)
+
+    return value_and_gradient
+
+
+def _backward(end_node, roots, one):
+    """autograd's backward pass from d(loss)/d(loss) = 1, keeping the gradient that reaches each root."""
+    outgrads = {end_node: (one, False)}
+    reached = {}
+    for node in toposort(end_node):
+        grad, _ = outgrads.pop(node)
+        if not node.parents:  # a parameter's root node
+            reached[node] = grad
+            continue
+        for parent, ingrad in zip(node.parents, node.vjp(grad)):
+            outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
+    return [reached.get(root) for root in roots]
+
+
+def _rebuild(tree, items):
+    """A tree shaped like `tree` whose leaves are taken in order from the iterator `items`."""
+    if isinstance(tree, dict):
+        return {key: _rebuild(tree[key], items) for key in sorted(tree)}  # the order of optim.leaves
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_rebuild(item, items) for item in tree)
+    return next(items)
