@@ -2,6 +2,8 @@
 
 Log-likelihoods are in nats per image; lower negative log-likelihood is better.
 """
+from pathlib import Path
+
 import numpy as np
 
 from minigen import losses
@@ -44,3 +46,78 @@ def vae_test_metrics(model, params, x_test, nll_k=1000, nll_images=1000, seed=12
     n = len(x_bin) if nll_images in (0, None) else min(nll_images, len(x_bin))
     nll = float(iwae_nll(model, params, x_bin[:n], nll_k, rng).mean())
     return {"test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "nll_k": nll_k, "nll_images": n}
+
+
+# --- Sample quality from a classifier's eyes: the FID and Inception-Score analogues -------------
+#
+# Heusel et al. (2017) compare Inception-v3 features of real and generated images;
+# Salimans et al. (2016) score Inception's class predictions. On MNIST the usual
+# stand-in for Inception is a small digit classifier: minigen ships one
+# (minigen/weights/classifier.npz, made by demos/classifier_mnist.py), so the
+# numbers mean the same thing on every machine. They are comparable only to
+# numbers from the same classifier: put the real-data references beside them.
+
+CLASSIFIER_WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.npz"
+
+
+def mnist_classifier(path=CLASSIFIER_WEIGHTS):
+    """(net, params) of the shipped MNIST classifier (build_classifier's architecture)."""
+    from minigen.checkpoint import load_params
+    from minigen.models.classifier import build_classifier
+
+    net = build_classifier()
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: classifier weights missing; make them with "
+                                f"`python demos/classifier_mnist.py --out {Path(path).parent}`")
+    params, _ = load_params(path, net.init(np.random.default_rng(0), (1, 28, 28))[1])
+    return net, params
+
+
+def classifier_outputs(images, classifier=None, batch_size=500):
+    """(features (N, 128), class probabilities (N, 10)) of images (N, 1, 28, 28) in [0, 1]."""
+    from minigen.ops import log_softmax
+
+    net, params = classifier or mnist_classifier()
+    features_net, head = net.spec[1]["layers"]
+    feats, probs = [], []
+    for start in range(0, len(images), batch_size):
+        f = features_net.apply(params[0], np.asarray(images[start:start + batch_size], np.float32))
+        feats.append(f)
+        probs.append(np.exp(log_softmax(head.apply(params[1], f))))
+    return np.concatenate(feats).astype(np.float64), np.concatenate(probs).astype(np.float64)
+
+
+def frechet_distance(features_a, features_b):
+    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½): the Fréchet distance of two Gaussians fitted to features (N, d).
+
+    The matrix square root's trace is taken as Tr((√Σa Σb √Σa)^½), which is the same
+    number but the square root of a symmetric matrix, so eigh computes it stably.
+    """
+    mu_a, mu_b = features_a.mean(0), features_b.mean(0)
+    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    root_a = _psd_sqrt(cov_a)
+    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)))
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+
+
+def _psd_sqrt(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def inception_score(probs):
+    """exp(E_x KL(p(y|x) ‖ p(y))) from class probabilities (N, classes).
+
+    1 when every image gets the same prediction; the number of classes when each
+    prediction is confident and the classes are used equally."""
+    marginal = probs.mean(0)
+    kl = np.sum(probs * (np.log(probs + 1e-12) - np.log(marginal + 1e-12)), axis=1)
+    return float(np.exp(kl.mean()))
+
+
+def sample_quality(images, reference, classifier=None):
+    """{"fid": Fréchet distance to `reference` images in classifier features, "is": the score of `images`}."""
+    classifier = classifier or mnist_classifier()
+    feats, probs = classifier_outputs(images, classifier)
+    ref_feats, _ = classifier_outputs(reference, classifier)
+    return {"fid": frechet_distance(feats, ref_feats), "is": inception_score(probs)}

@@ -1,0 +1,33 @@
+"""DCGAN (Radford, Metz & Chintala 2016), sized for 28 x 28 MNIST.
+
+The paper's rules, kept: strided convolutions instead of pooling, transposed
+convolutions to upsample, batch norm in both networks (not on D's input layer
+nor G's output), ReLU in G and LeakyReLU(0.2) in D, weights drawn from
+N(0, 0.02), Adam(2e-4, beta1 = 0.5). One change: G ends in a sigmoid, since
+minigen's images lie in [0, 1] (the paper's tanh fits data scaled to [-1, 1]).
+
+    G: z (100) -> Dense 2w*7*7, BN, ReLU -> (2w, 7, 7)
+               -> ConvT w, 4x4 stride 2, BN, ReLU -> (w, 14, 14)
+               -> ConvT 1, 4x4 stride 2, sigmoid  -> (1, 28, 28)
+    D: (1, 28, 28) -> Conv w, 4x4 stride 2, LeakyReLU -> (w, 14, 14)
+                   -> Conv 2w, 4x4 stride 2, BN, LeakyReLU -> (2w, 7, 7)
+                   -> Dense 1 (a logit)
+With w = 64 these are the layer sizes that benchmarks/conv_speed.py times.
+"""
+from minigen import nn
+from minigen.init import dcgan_normal
+from minigen.models.gan import GAN
+
+
+def dcgan(latent=100, width=64, image_shape=(1, 28, 28)):
+    """The DCGAN generator and discriminator as a GAN (see the module docstring)."""
+    w, channels = width, image_shape[0]
+    generator = nn.Sequential(
+        nn.Dense(2 * w * 7 * 7, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(), nn.Reshape((2 * w, 7, 7)),
+        nn.ConvTranspose2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(),
+        nn.ConvTranspose2d(channels, 4, stride=2, padding=1, w_init=dcgan_normal), nn.Sigmoid())
+    discriminator = nn.Sequential(
+        nn.Conv2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Dense(1, w_init=dcgan_normal))
+    return GAN(generator, discriminator, latent, image_shape)
