@@ -15,6 +15,8 @@ DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
 DEMOS = {  # name -> (script in demos/, what it shows)
     "classifier": ("classifier_mnist.py", "a conv-net MNIST classifier from minigen's layers (>= 99% test accuracy)"),
     "vae": ("vae_mnist.py", "a VAE on MNIST: samples, reconstructions, interpolation, test -ELBO and NLL"),
+    "anomaly": ("anomaly_mnist.py", "VAE anomaly scores: AUROC of -ELBO / -IWAE for a held-out digit"),
+    "imputation": ("imputation_mnist.py", "a VAE fills in missing pixels, against a training-mean baseline"),
 }
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified

@@ -37,6 +37,19 @@ class Optimizer:
         self.lr = lr
         self.t = 0  # steps taken
         self.state = {name: [np.zeros_like(p) for p in self.params] for name in self.state_names}
+        self._scratch = {}  # dtype -> one flat buffer as large as the largest parameter
+
+    def scratch(self, p):
+        """A work array shaped like p, reused every step.
+
+        Temporaries such as (1 - b1) * g would be fresh arrays of the parameter's
+        size each step; for large arrays each allocation costs page faults, and
+        for the MLP VAE these made up most of Adam's time (see benchmarks/README.md).
+        """
+        if p.dtype not in self._scratch:
+            size = max(q.size for q in self.params if q.dtype == p.dtype)
+            self._scratch[p.dtype] = np.empty(size, p.dtype)
+        return self._scratch[p.dtype][:p.size].reshape(p.shape)
 
     def step(self, grads):
         """Update every parameter in place from `grads`, a tree shaped like params."""
@@ -104,11 +117,16 @@ class RMSprop(Optimizer):
         self.alpha, self.eps = alpha, eps
 
     def update(self, p, g, square_avg):
-        square_avg *= self.alpha
-        square_avg += (1 - self.alpha) * g * g
-        denom = np.sqrt(square_avg)
-        denom += self.eps
-        p -= self.lr * g / denom
+        s = self.scratch(p)
+        square_avg *= self.alpha  # E[g^2] <- alpha E[g^2] + (1 - alpha) g^2
+        np.multiply(g, g, out=s)
+        s *= 1 - self.alpha
+        square_avg += s
+        np.sqrt(square_avg, out=s)  # p <- p - lr g / (sqrt(E[g^2]) + eps)
+        s += self.eps
+        np.divide(g, s, out=s)
+        s *= self.lr
+        p -= s
 
 
 class Adam(Optimizer):
@@ -133,16 +151,26 @@ class Adam(Optimizer):
             p *= 1 - self.lr * self.weight_decay
         elif self.weight_decay:
             g = g + self.weight_decay * p
-        m *= b1
-        m += (1 - b1) * g
+        s = self.scratch(p)  # every line below writes into m, v, p or s: no new arrays
+        # BEGIN SOLUTION
+        # m <- b1 m + (1 - b1) g, written m += (1 - b1)(g - m) as torch's lerp_ does
+        np.subtract(g, m, out=s)
+        s *= 1 - b1
+        m += s
+        # v <- b2 v + (1 - b2) g^2
         v *= b2
-        v += (1 - b2) * g * g
-        # Bias correction: m and v start at 0, so early averages underestimate.
-        step_size = self.lr / (1 - b1 ** self.t)
-        denom = np.sqrt(v)
-        denom /= np.sqrt(1 - b2 ** self.t)
-        denom += self.eps
-        p -= step_size * (m / denom)
+        np.multiply(g, g, out=s)
+        s *= 1 - b2
+        v += s
+        # p <- p - lr m_hat / (sqrt(v_hat) + eps), where the bias corrections m_hat = m / (1 - b1^t)
+        # and v_hat = v / (1 - b2^t) undo the pull towards the zeros that m and v start from
+        np.sqrt(v, out=s)
+        s /= np.sqrt(1 - b2 ** self.t)
+        s += self.eps
+        np.divide(m, s, out=s)
+        s *= self.lr / (1 - b1 ** self.t)
+        p -= s
+        # END SOLUTION
 
 
 def AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):

@@ -40,7 +40,7 @@ def test_missing_data_is_one_clear_line_and_exit_1(tmp_path, monkeypatch):
 
 def test_unknown_demo_and_flag(capsys):
     assert main(["demo", "nope"]) == 1
-    assert "unknown demo 'nope'; choose from: classifier, vae" in capsys.readouterr().err
+    assert "unknown demo 'nope'; choose from: classifier, vae, anomaly" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["--no-such-flag"])
     assert exit_info.value.code == 2
