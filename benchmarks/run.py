@@ -37,9 +37,19 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from autograd import value_and_grad  # noqa: E402
-from twins import TorchVAE  # noqa: E402
+from twins import (  # noqa: E402
+    TorchGAN,
+    TorchVAE,
+    torch_discriminator_loss,
+    torch_nonsaturating,
+    torch_wgan_critic_loss,
+    torch_wgan_generator_loss,
+)
 
+from minigen import losses  # noqa: E402
+from minigen.autodiff import value_and_grad  # noqa: E402
+from minigen.models.dcgan import dcgan  # noqa: E402
+from minigen.models.gan import RECIPES, mlp_gan  # noqa: E402
 from minigen.models.vae import VAE, make_train_step  # noqa: E402
 from minigen.optim import Adam, leaves  # noqa: E402
 
@@ -47,8 +57,16 @@ BATCH = 128
 
 
 def tree_error(ours, theirs):
-    """The largest scaled error over matching arrays of two parameter trees."""
-    return max(scaled_error(a, b) for a, b in zip(leaves(ours), leaves(theirs), strict=True))
+    """max |ours - theirs| over all arrays of two gradient trees, relative to the largest |theirs|.
+
+    Relative to the whole tree, not to each array: some gradients are exactly zero in
+    exact arithmetic (a bias just before batch norm, which subtracts it again), and
+    two libraries' rounding noise on them (1e-11 against 1e-11) has no relative error.
+    """
+    pairs = list(zip(leaves(ours), leaves(theirs), strict=True))
+    scale = max(float(np.abs(b).max(initial=0.0)) for _, b in pairs)
+    return max(float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0.0))
+               for a, b in pairs) / scale
 
 
 # --- Workloads: each returns (minigen_step, torch_step, parity, flops_per_step or None) -----------
@@ -99,8 +117,84 @@ def conv_layers(rng):
     return ours, theirs, error, None
 
 
+def gan_parity(gan, params, real, z, d_loss, g_loss, torch_d_loss, torch_g_loss, gp_eps=None):
+    """Largest scaled error over D's loss and gradients and G's loss and gradients, one shared batch."""
+    d, g = params["discriminator"], params["generator"]
+    twin = TorchGAN(gan, params)
+    fake = gan.generate(g, z, train=True)
+
+    def critic_objective(d):
+        loss = d_loss(gan.score(d, real, train=True), gan.score(d, fake, train=True))
+        if gp_eps is not None:
+            loss = loss + losses.gradient_penalty(gan.discriminator.apply, d, real, fake, gp_eps)
+        return loss
+
+    d_value, d_grads = value_and_grad(critic_objective)(d)
+    g_value, g_grads = value_and_grad(lambda g: g_loss(gan.score(d, gan.generate(g, z, train=True), train=True)))(g)
+    treal, tz = torch.from_numpy(real), torch.from_numpy(z)
+    t_d = twin.critic_loss(treal, twin.G(tz).detach(), torch_d_loss, gp_eps)
+    t_d.backward()
+    theirs_d = twin.grads()["discriminator"]
+    twin.zero_grad()
+    t_g = torch_g_loss(twin.D(twin.G(tz)))
+    t_g.backward()
+    theirs_g = twin.grads()["generator"]
+    return max(scaled_error(d_value, t_d.item()), tree_error(d_grads, theirs_d),
+               scaled_error(g_value, t_g.item()), tree_error(g_grads, theirs_g))
+
+
+def gan_step_workload(gan, recipe, batch, rng, torch_d_loss, torch_g_loss):
+    """One alternating step (D, then G) of `gan` with `recipe`, and the same step in torch."""
+    params = gan.init(rng)
+    real = rng.random((batch, *gan.data_shape), dtype=np.float32)
+    z = gan.sample_latent(rng, batch)
+    gp_eps = rng.random(batch, dtype=np.float32) if recipe.gp_weight else None
+    error = gan_parity(gan, params, real, z, recipe.d_loss, recipe.g_loss, torch_d_loss, torch_g_loss, gp_eps)
+    twin = TorchGAN(gan, params)
+    step, _, _ = recipe.train_step(gan, params, np.random.default_rng(1))
+    treal = torch.from_numpy(real)
+    return (lambda: step((real,))), (lambda: twin.step(treal, recipe, torch_d_loss, torch_g_loss)), error, None
+
+
+def mlp_gan_step(rng):
+    """The lecture's MLP GAN (G 100-128-784, D 784-128-1): one D step and one G step, batch 64."""
+    return gan_step_workload(mlp_gan(), RECIPES["gan"], 64, rng, torch_discriminator_loss, torch_nonsaturating)
+
+
+def dcgan_step(rng):
+    """DCGAN (batch norm in both nets): one D step and one G step, batch 64, Adam(2e-4, 0.5)."""
+    return gan_step_workload(dcgan(), RECIPES["gan"], 64, rng, torch_discriminator_loss, torch_nonsaturating)
+
+
+def wgan_gp_critic_step(rng):
+    """One WGAN-GP critic step on DCGAN's conv critic (no batch norm): the penalty's double backprop."""
+    gan = dcgan(critic_batch_norm=False)
+    params = gan.init(rng)
+    real, batch = rng.random((64, *gan.data_shape), dtype=np.float32), 64
+    z, eps = gan.sample_latent(rng, batch), rng.random(batch, dtype=np.float32)
+    error = gan_parity(gan, params, real, z, losses.wgan_critic_loss, losses.wgan_generator_loss,
+                       torch_wgan_critic_loss, torch_wgan_generator_loss, eps)
+    twin = TorchGAN(gan, params)
+    fake = gan.generate(params["generator"], z)
+    d, d_opt = params["discriminator"], Adam(params["discriminator"], lr=1e-4, betas=(0.5, 0.9))
+    objective = value_and_grad(lambda d: losses.wgan_critic_loss(gan.score(d, real), gan.score(d, fake))
+                               + losses.gradient_penalty(gan.discriminator.apply, d, real, fake, eps))
+    t_opt = torch.optim.Adam(twin.D.parameters(), lr=1e-4, betas=(0.5, 0.9))
+    treal, tfake = torch.from_numpy(real), torch.from_numpy(fake)
+
+    def torch_step():
+        t_opt.zero_grad()
+        twin.critic_loss(treal, tfake, torch_wgan_critic_loss, eps).backward()
+        t_opt.step()
+
+    return (lambda: d_opt.step(objective(d)[1])), torch_step, error, None
+
+
 WORKLOADS = {
     "MLP VAE step (784-400-20, batch 128, Adam)": mlp_vae,
+    "MLP GAN step, D then G (the lecture's, batch 64)": mlp_gan_step,
+    "DCGAN step, D then G (batch 64)": dcgan_step,
+    "WGAN-GP critic step with penalty (DCGAN critic, batch 64)": wgan_gp_critic_step,
     "conv2d + conv_transpose2d fwd+bwd (DCGAN sizes, batch 64)": conv_layers,
 }
 

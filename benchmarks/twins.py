@@ -14,7 +14,7 @@ def grads_as_minigen(net, module, input_shape):
     saved = [p.detach().clone() for p in ghost.parameters()]
     with torch.no_grad():
         for p in ghost.parameters():
-            p.copy_(p.grad)
+            p.copy_(p.grad if p.grad is not None else torch.zeros_like(p))  # no gradient: zero
         grads = interop.from_torch(net, ghost, input_shape)
         for p, value in zip(ghost.parameters(), saved):
             p.copy_(value)
@@ -43,3 +43,62 @@ class TorchVAE(torch.nn.Module):
         """Gradients after loss().backward(), as a minigen params tree."""
         return {"encoder": grads_as_minigen(self.model.encoder, self.encoder, self.model.cfg.image_shape),
                 "decoder": grads_as_minigen(self.model.decoder, self.decoder, (self.latent,))}
+
+
+# --- GANs -------------------------------------------------------------------------------------
+
+def torch_discriminator_loss(real_logits, fake_logits):
+    """-E[log D(x)] - E[log(1 - D(G(z)))] from logits."""
+    return torch.nn.functional.softplus(-real_logits).mean() + torch.nn.functional.softplus(fake_logits).mean()
+
+
+def torch_nonsaturating(fake_logits):
+    """-E[log D(G(z))] from logits."""
+    return torch.nn.functional.softplus(-fake_logits).mean()
+
+
+def torch_wgan_critic_loss(real_scores, fake_scores):
+    return fake_scores.mean() - real_scores.mean()
+
+
+def torch_wgan_generator_loss(fake_scores):
+    return -fake_scores.mean()
+
+
+class TorchGAN(torch.nn.Module):
+    """A minigen GAN's generator and discriminator in torch (training mode: batch norm on batch statistics)."""
+
+    def __init__(self, gan, params):
+        super().__init__()
+        self.gan = gan
+        self.G = interop.to_torch(gan.generator, params["generator"], (gan.latent,)).train()
+        self.D = interop.to_torch(gan.discriminator, params["discriminator"], gan.data_shape).train()
+        self.opts = None
+
+    def critic_loss(self, real, fake, loss, gp_eps=None, weight=10.0):
+        """The critic's loss on real and fake batches, plus WGAN-GP's penalty if gp_eps (N,) is given."""
+        value = loss(self.D(real), self.D(fake))
+        if gp_eps is not None:
+            eps = torch.from_numpy(gp_eps).reshape(-1, *([1] * (real.dim() - 1)))
+            x_hat = (eps * real + (1 - eps) * fake).requires_grad_()
+            (slopes,) = torch.autograd.grad(self.D(x_hat).sum(), x_hat, create_graph=True)
+            value = value + weight * ((slopes.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        return value
+
+    def step(self, real, recipe, d_loss, g_loss):
+        """One D step then one G step, with the recipe's Adam settings (as minigen's make_gan_step)."""
+        if self.opts is None:
+            self.opts = [torch.optim.Adam(m.parameters(), lr=recipe.lr, betas=recipe.betas) for m in (self.D, self.G)]
+        d_opt, g_opt = self.opts
+        z = torch.randn(len(real), self.gan.latent)
+        d_opt.zero_grad()
+        self.critic_loss(real, self.G(z).detach(), d_loss).backward()
+        d_opt.step()
+        g_opt.zero_grad()
+        g_loss(self.D(self.G(torch.randn(len(real), self.gan.latent)))).backward()
+        g_opt.step()
+
+    def grads(self):
+        """Gradients after backward(), as minigen params trees."""
+        return {"generator": grads_as_minigen(self.gan.generator, self.G, (self.gan.latent,)),
+                "discriminator": grads_as_minigen(self.gan.discriminator, self.D, self.gan.data_shape)}

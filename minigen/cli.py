@@ -8,7 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from minigen import __version__
+from minigen import __version__, assign
 from minigen.train import TrainingInterrupted, TrainingStopped
 
 DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
@@ -17,6 +17,8 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "vae": ("vae_mnist.py", "a VAE on MNIST: samples, reconstructions, interpolation, test -ELBO and NLL"),
     "anomaly": ("anomaly_mnist.py", "VAE anomaly scores: AUROC of -ELBO / -IWAE for a held-out digit"),
     "imputation": ("imputation_mnist.py", "a VAE fills in missing pixels, against a training-mean baseline"),
+    "cvae": ("cvae_mnist.py", "a conditional VAE: digits on demand, Bayes-rule classifier vs an MLP, augmentation"),
+    "mode-collapse": ("mode_collapse.py", "GAN, PacGAN, WGAN-GP on the 2-D ring and grid: modes covered, lr sweep"),
 }
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified
@@ -27,6 +29,7 @@ EXAMPLES = """examples:
   minigen train vae                       train into runs/vae/ (checkpoints, logs, pictures)
   minigen sample runs/vae --n 64          a grid of samples from it
   minigen eval runs/vae                   its test -ELBO and NLL
+  minigen assign hw1 --check              a student copy and its autograder (docs/teaching.md)
 """
 
 
@@ -67,8 +70,9 @@ def cmd_train(args):
     run = train.Run(out, trainable, rng, config, resume=args.resume is not None,
                     checkpoint_every=config["checkpoint_every"])
     print(f"training {config['model']} on {len(x)} images; writing to {out}/")
+    batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
     history = train.train_epochs(trainable.step, (x, y) if trainable.needs_labels else (x,), config["epochs"],
-                                 rng, config["batch_size"], desc=config["model"], run=run,
+                                 rng, batch, desc=config["model"], run=run,
                                  log=lambda epoch, m: print(f"epoch {epoch}: " + ", ".join(
                                      f"{k} {v:.4g}" for k, v in m.items()), flush=True))
     print(f"done: {len(history)} epochs in {out}/ (checkpoint.npz, metrics.jsonl, samples/, loss.png); "
@@ -224,6 +228,8 @@ def build_parser():
     p.add_argument("--list", action="store_true", help="list the demos")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the demo (see its --help)")
     p.set_defaults(run=cmd_demo)
+
+    assign.add_parser(sub)
     return parser
 
 

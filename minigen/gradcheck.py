@@ -21,6 +21,7 @@ def relative_error(a, b):
 
 def numerical_grad(f, x, h=1e-5):
     """Central-difference gradient of scalar f at array x (f must accept float64)."""
+    # BEGIN SOLUTION
     x = np.array(x, dtype=np.float64)
     g = np.zeros_like(x)
     for i in np.ndindex(x.shape):
@@ -32,6 +33,7 @@ def numerical_grad(f, x, h=1e-5):
         x[i] = saved
         g[i] = (f_plus - f_minus) / (2 * h)
     return g
+    # END SOLUTION
 
 
 def check_grad(f, x, h=1e-5):

@@ -1,4 +1,5 @@
-"""VAE losses: KL divergences, log-likelihoods, the ELBO and the IWAE bound.
+"""VAE losses: KL divergences, log-likelihoods, the ELBO and the IWAE bound; then the GAN half
+(discriminator, minimax and non-saturating generator, WGAN, WGAN-GP's penalty, hinge).
 
 One short function per formula, named after the math, so a loss reads as on the slide:
 
@@ -23,6 +24,7 @@ import math
 
 import autograd.numpy as np
 import numpy as onp
+from autograd import grad
 from autograd.tracer import getval
 
 from minigen import ops  # its import also mends the float32 VJP of np.mean
@@ -69,9 +71,11 @@ def gaussian_kl(mu, logvar):
     mu, logvar: (N, D) -> (N,):  ½ Σ_d (mu² + e^logvar - 1 - logvar).
     """
     _check_same_shape("gaussian_kl", mu=mu, logvar=logvar)
+    # BEGIN SOLUTION
     # expm1(lv) - lv instead of exp(lv) - 1 - lv: exact near lv = 0, where the two
     # nearly cancel, and never below zero after rounding, so KL >= 0 holds exactly.
     return 0.5 * np.sum(mu * mu + np.expm1(logvar) - logvar, axis=-1)
+    # END SOLUTION
 
 
 def gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p):
@@ -154,7 +158,9 @@ def reparameterize(mu, logvar, eps):
     if not _broadcasts_to(onp.shape(mu), onp.shape(eps)):
         raise ValueError(f"reparameterize: mu of shape {tuple(onp.shape(mu))} does not broadcast to "
                          f"eps of shape {tuple(onp.shape(eps))}")
+    # BEGIN SOLUTION
     return mu + np.exp(0.5 * logvar) * eps
+    # END SOLUTION
 
 
 # --- Objectives ----------------------------------------------------------------------
@@ -168,7 +174,9 @@ def elbo(log_likelihood, kl):
     """
     # Equal shapes, not broadcasting: (N,) - (N, 1) would silently make an (N, N) matrix.
     _check_same_shape("elbo", log_likelihood=log_likelihood, kl=kl)
+    # BEGIN SOLUTION
     return log_likelihood - kl
+    # END SOLUTION
 
 
 def beta_vae_loss(log_likelihood, kl, beta=1.0):
@@ -180,8 +188,10 @@ def beta_vae_loss(log_likelihood, kl, beta=1.0):
     factorised latent code. log_likelihood, kl: (N,) each.
     """
     _check_same_shape("beta_vae_loss", log_likelihood=log_likelihood, kl=kl)
+    # BEGIN SOLUTION
     # float(beta): a numpy float64 beta (from a config or a schedule) would promote float32.
     return np.mean(float(beta) * kl - log_likelihood)
+    # END SOLUTION
 
 
 def log_mean_exp(a, axis=0):
@@ -207,3 +217,119 @@ def iwae_bound(log_weights):
     if onp.ndim(log_weights) < 1:
         raise ValueError(f"iwae_bound: expected log_weights of shape (K, N), got {onp.shape(log_weights)}")
     return log_mean_exp(log_weights, axis=0)
+
+
+# =====================================================================================
+# GAN half: adversarial losses (Goodfellow et al. 2014; Arjovsky et al. 2017;
+# Gulrajani et al. 2017; Lim & Ye 2017). D's outputs are *logits* l, D(x) = σ(l), so
+# every log D is written with softplus: -log σ(l) = softplus(-l), -log(1 - σ(l)) =
+# softplus(l). Finite for |l| up to 1e4 and beyond; σ(l) itself is never formed.
+# Scores are one number per example: shape (N,) or (N, 1). Each loss is a float32 scalar.
+# =====================================================================================
+
+def _check_scores(fn, **scores):
+    """Raise a ValueError unless every array is a non-empty (N,) or (N, 1) batch of scores."""
+    for name, s in scores.items():
+        shape = tuple(onp.shape(s))
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or shape[0] == 0:
+            raise ValueError(f"{fn}: expected {name} of shape (N,) or (N, 1), one score per example, got {shape}")
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """The discriminator's loss, binary cross-entropy with real = 1 and fake = 0:
+
+        L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
+            =  E[softplus(-real_logits)] + E[softplus(fake_logits)].
+
+    real_logits: (N,) or (N, 1) on data; fake_logits: (M,) or (M, 1) on G(z).
+    """
+    _check_scores("discriminator_loss", real_logits=real_logits, fake_logits=fake_logits)
+    # BEGIN SOLUTION
+    return np.mean(ops.softplus(-real_logits)) + np.mean(ops.softplus(fake_logits))
+    # END SOLUTION
+
+
+def generator_loss_minimax(fake_logits):
+    """The generator's side of the minimax game, E_z[log(1 - D(G(z)))] = -E[softplus(l)].
+
+    It *saturates*: its derivative in each logit is -σ(l)/M, which vanishes when D
+    confidently rejects the fakes (l -> -inf), i.e. early in training. fake_logits: (M,) or (M, 1).
+    """
+    _check_scores("generator_loss_minimax", fake_logits=fake_logits)
+    return -np.mean(ops.softplus(fake_logits))
+
+
+def generator_loss_nonsaturating(fake_logits):
+    """The generator loss used in practice (Goodfellow et al. 2014, §3):
+
+        L_G = -E_z[log D(G(z))] = E[softplus(-l)].
+
+    Same fixed point as the minimax loss, but its derivative -(1 - σ(l))/M tends to
+    -1/M, not 0, as D(G(z)) -> 0, so a losing generator still learns. fake_logits: (M,) or (M, 1).
+    """
+    _check_scores("generator_loss_nonsaturating", fake_logits=fake_logits)
+    # BEGIN SOLUTION
+    return np.mean(ops.softplus(-fake_logits))
+    # END SOLUTION
+
+
+def wgan_critic_loss(real_scores, fake_scores):
+    """The WGAN critic's loss (Arjovsky et al. 2017), minus its estimate of the
+    earth mover's distance:  E_z[D(G(z))] - E_x[D(x)].
+
+    Scores are unbounded critic values, not logits. real: (N,) or (N, 1); fake: (M,) or (M, 1).
+    The critic must be kept (roughly) 1-Lipschitz: weight clipping or gradient_penalty.
+    """
+    _check_scores("wgan_critic_loss", real_scores=real_scores, fake_scores=fake_scores)
+    return np.mean(fake_scores) - np.mean(real_scores)
+
+
+def wgan_generator_loss(fake_scores):
+    """The WGAN generator's loss, -E_z[D(G(z))]. fake_scores: (M,) or (M, 1)."""
+    _check_scores("wgan_generator_loss", fake_scores=fake_scores)
+    return -np.mean(fake_scores)
+
+
+def gradient_penalty(critic, params, real, fake, eps, weight=10.0):
+    """WGAN-GP's penalty (Gulrajani et al. 2017, eq. 3):
+
+        λ E[(‖∇_x̂ D(x̂)‖₂ - 1)²],   x̂ = ε·real + (1 - ε)·fake,  ε ~ U[0, 1] per example.
+
+    critic(params, x) -> (N,) or (N, 1) scores; real, fake: (N, ...) float32;
+    eps: (N,) or broadcastable to real, e.g. (N, 1) or (N, 1, 1, 1); weight: λ (10 in the paper).
+    The inner gradient is taken with autograd.grad *inside* the loss, so the critic's
+    gradient of this penalty is a gradient of a gradient (double backprop). Each score
+    depends only on its own example (no batch norm in the critic, as the paper says),
+    so the gradient of the summed scores gives every example's ∇_x̂ D(x̂) at once.
+    """
+    _check_same_shape("gradient_penalty", real=real, fake=fake)
+    if onp.ndim(eps) == 1 and onp.shape(eps)[0] == onp.shape(real)[0]:  # (N,) -> (N, 1, ...), one ε per example
+        eps = np.reshape(eps, (onp.shape(real)[0],) + (1,) * (onp.ndim(real) - 1))
+    if not _broadcasts_to(onp.shape(eps), onp.shape(real)):
+        raise ValueError(f"gradient_penalty: eps of shape {tuple(onp.shape(eps))} does not broadcast to "
+                         f"the examples' shape {tuple(onp.shape(real))}; give one ε per example, (N,)")
+    # BEGIN SOLUTION
+    x_hat = eps * real + (1 - eps) * fake
+    slopes = grad(lambda x: np.sum(critic(params, x)))(x_hat)
+    # The tiny constant keeps the square root differentiable where a gradient is exactly 0.
+    norms = np.sqrt(np.sum(np.reshape(slopes * slopes, (onp.shape(real)[0], -1)), axis=1) + 1e-12)
+    gap = norms - 1  # gap * gap, not ** 2: the VJP of ** carries a float64 exponent
+    return float(weight) * np.mean(gap * gap)
+    # END SOLUTION
+
+
+def hinge_discriminator_loss(real_scores, fake_scores):
+    """The hinge loss of geometric GAN / SN-GAN (Lim & Ye 2017; Miyato et al. 2018):
+
+        L_D = E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))].
+
+    Only examples on the wrong side of the margin push D. real: (N,) or (N, 1); fake: (M,) or (M, 1).
+    """
+    _check_scores("hinge_discriminator_loss", real_scores=real_scores, fake_scores=fake_scores)
+    return np.mean(ops.relu(1 - real_scores)) + np.mean(ops.relu(1 + fake_scores))
+
+
+def hinge_generator_loss(fake_scores):
+    """The hinge GAN's generator loss, -E_z[D(G(z))] (the same as WGAN's). fake_scores: (M,) or (M, 1)."""
+    _check_scores("hinge_generator_loss", fake_scores=fake_scores)
+    return wgan_generator_loss(fake_scores)

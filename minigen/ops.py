@@ -50,11 +50,13 @@ def _im2col_windows(x, kernel, stride, padding, out_hw):
 
     x: (N, C, H, W) -> (N, C, Ho, Wo, kh, kw), window (i, j) starting at (i*s, j*s).
     """
+    # BEGIN SOLUTION
     (ph, pw), (sh, sw) = padding, stride
     if ph or pw:
         x = onp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     windows = sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::sh, ::sw]
     return windows[:, :, : out_hw[0], : out_hw[1]]
+    # END SOLUTION
 
 
 @primitive
@@ -63,10 +65,12 @@ def _conv2d(x, w, stride, padding):
     kh, kw = w.shape[2:]
     out_hw = (conv_output_size(x.shape[2], kh, stride[0], padding[0]),
               conv_output_size(x.shape[3], kw, stride[1], padding[1]))
+    # BEGIN SOLUTION
     windows = _im2col_windows(x, (kh, kw), stride, padding, out_hw)
     # tensordot copies the windows into one (N*Ho*Wo, C*kh*kw) matrix: im2col + GEMM.
     out = onp.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
     return onp.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    # END SOLUTION
 
 
 @primitive
@@ -200,10 +204,14 @@ def log_sigmoid(x):
 def bce_with_logits(logits, targets):
     """Elementwise binary cross-entropy -[t log s(l) + (1 - t) log(1 - s(l))], s = sigmoid.
 
-    Rearranged as softplus(l) - t*l, finite for logits of any size; targets may be
-    any values in [0, 1], not only {0, 1}. Same shape as the inputs (no reduction).
+    Written with the stable softplus above (use log s(l) = -softplus(-l) and
+    log(1 - s(l)) = -softplus(l), then simplify), it is finite for logits of any
+    size; targets may be any values in [0, 1], not only {0, 1}. Same shape as the
+    inputs (no reduction).
     """
+    # BEGIN SOLUTION
     return softplus(logits) - targets * logits
+    # END SOLUTION
 
 
 @primitive

@@ -191,8 +191,7 @@ class Run:
         copy_into(self.trainable.params, trees["params"])
         for name, opt in self.trainable.optimizers.items():
             opt.load_state_dict(trees["optim"][name])
-        self.trainable.state.clear()
-        self.trainable.state.update(trees["state"])
+        _merge_into(self.trainable.state, trees["state"])
         self.rng.bit_generator.state = meta["rng"]
         with open(self.log_path, "r+b") as f:  # forget what was logged after the checkpoint
             f.truncate(meta["log_bytes"])
@@ -247,6 +246,15 @@ def _load_model_checkpoint(path, like, model):
     if meta.get("model") != model:
         raise ValueError(f"{path} is a checkpoint of model {meta.get('model')!r}, not {model!r}")
     return trees, meta
+
+
+def _merge_into(state, saved):
+    """Put saved buffers into the (nested) state dict in place, keeping its dicts: models hold them."""
+    for key, value in saved.items():
+        if isinstance(value, dict):
+            _merge_into(state.setdefault(key, {}), value)
+        else:
+            state[key] = value
 
 
 def copy_into(tree, saved):

@@ -149,3 +149,30 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
     assert list(tmp_path.glob("ckpt.npz*.tmp"))  # the half-written file is there, under another name
     trees, meta = load_checkpoint(tmp_path / "ckpt.npz", {"params": {"w": np.zeros(1000, np.float32)}})
     assert meta == {"step": 1} and (trees["params"]["w"] == 1).all()
+
+
+@pytest.mark.parametrize("model, options", [("gan", {"hidden": "16"}), ("dcgan", {"width": "4", "latent": "8"}),
+                                            ("wgan-gp", {"hidden": "16"})])
+def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
+    """GANs carry two optimisers and (DCGAN) batch-norm running statistics: all must come back."""
+    from minigen import models
+
+    def fresh(out, resume=False, seed=0):
+        rng = np.random.default_rng(seed)
+        t = models.build(model, options, rng)
+        return t, rng, Run(out, t, rng, {"model": model}, resume=resume, n_pictures=4)
+
+    def fit(run, t, rng, step=None):
+        return train_epochs(step or t.step, (digits,), 2, rng, batch_size=16 * t.minibatches_per_step, run=run)
+
+    straight, rng, run = fresh(tmp_path / "straight")
+    fit(run, straight, rng)
+    t, rng, run = fresh(tmp_path / "resumed")
+    with pytest.raises(TrainingStopped, match="interrupted after step 2 "):
+        fit(run, t, rng, step=interrupt_after(t, 2))
+    t, rng, run = fresh(tmp_path / "resumed", resume=True, seed=5)
+    fit(run, t, rng)
+    assert_same_params(straight, t)
+    for a, b in zip(leaves(straight.state), leaves(t.state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert step_lines(tmp_path / "straight") == step_lines(tmp_path / "resumed")

@@ -10,6 +10,12 @@ import importlib
 MODELS = {
     "vae": "minigen.models.vae",
     "conv-vae": "minigen.models.vae",
+    "cvae": "minigen.models.cvae",
+    "gan": "minigen.models.gan",
+    "gan-minimax": "minigen.models.gan",
+    "wgan": "minigen.models.gan",
+    "wgan-gp": "minigen.models.gan",
+    "dcgan": "minigen.models.dcgan",
 }
 
 

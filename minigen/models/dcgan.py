@@ -14,20 +14,44 @@ minigen's images lie in [0, 1] (the paper's tanh fits data scaled to [-1, 1]).
                    -> Dense 1 (a logit)
 With w = 64 these are the layer sizes that benchmarks/conv_speed.py times.
 """
+from dataclasses import dataclass
+
 from minigen import nn
 from minigen.init import dcgan_normal
+from minigen.models import gan as gan_family
 from minigen.models.gan import GAN
+from minigen.models.trainable import configure
 
 
-def dcgan(latent=100, width=64, image_shape=(1, 28, 28)):
-    """The DCGAN generator and discriminator as a GAN (see the module docstring)."""
+def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_batch_norm=True):
+    """The DCGAN generator and discriminator as a GAN (see the module docstring).
+
+    critic_batch_norm=False drops D's batch norm, as WGAN-GP requires: its penalty
+    is on each example's own gradient, which batch statistics would mix.
+    """
     w, channels = width, image_shape[0]
+    critic_norm = [nn.BatchNorm()] if critic_batch_norm else []
     generator = nn.Sequential(
         nn.Dense(2 * w * 7 * 7, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(), nn.Reshape((2 * w, 7, 7)),
         nn.ConvTranspose2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(),
         nn.ConvTranspose2d(channels, 4, stride=2, padding=1, w_init=dcgan_normal), nn.Sigmoid())
     discriminator = nn.Sequential(
         nn.Conv2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.LeakyReLU(0.2),
-        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), *critic_norm, nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Dense(1, w_init=dcgan_normal))
     return GAN(generator, discriminator, latent, image_shape)
+
+
+VARIANTS = {"dcgan": "DCGAN (conv, batch norm, N(0, 0.02) init), non-saturating loss, Adam(2e-4, 0.5)"}
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    latent: int = 100
+    width: int = 64
+
+
+def build(name, options, rng, lr=None):
+    """The Trainable for `minigen train dcgan`."""
+    cfg = configure(DCGANConfig(), options)
+    return gan_family.trainable(dcgan(cfg.latent, cfg.width), gan_family.RECIPES["gan"], rng, lr)

@@ -28,6 +28,7 @@ class Trainable:
     remedies: what to try when training diverges (printed by the NaN guard).
     evaluate: (x_test, y_test) -> {metric: number}, the model's test metrics (`minigen eval`).
     needs_labels: whether step's batches are (x, y) rather than (x,).
+    minibatches_per_step: how many minibatches one step consumes (a WGAN's n_critic).
     """
     params: dict
     optimizers: dict
@@ -37,6 +38,7 @@ class Trainable:
     remedies: str = "lower the learning rate"
     evaluate: Callable | None = None
     needs_labels: bool = False
+    minibatches_per_step: int = 1
 
 
 def check_finite(name, value):

@@ -1,0 +1,330 @@
+"""Teaching: a student copy of minigen with the solutions cut out, and its autograder.
+
+The library's own source stays the single source of truth. Inside the body of each
+exercise function the reference solution sits between two comment lines,
+`BEGIN SOLUTION` and `END SOLUTION` after a single '#' (the plain-Python form that
+nbgrader and otter-grader also read); the library runs normally with them in place.
+`minigen assign OUT_DIR` writes
+
+    OUT_DIR/minigen/       the whole package, each selected solution replaced by
+                           "# YOUR CODE HERE" and raise NotImplementedError("<exercise>: ...")
+    OUT_DIR/autograder/    pytest tests with points, reference *values* (.npz), a runner
+    OUT_DIR/ASSIGNMENT.md  what to implement, where, for how many points
+
+Fail closed, because released course material has leaked solutions through a
+mistyped or unbalanced marker: markers are found with `tokenize` (text inside a
+string is not a marker), anything that looks like a marker but is not exactly one
+is an error, as are nested or unclosed blocks and marked code that belongs to no
+registered exercise; every written module must `ast.parse`; and no marker text and
+no line of a stripped solution may appear anywhere in OUT_DIR.
+"""
+import ast
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from minigen.autograder.strip import MARKER_TEXT, MarkerError, find_regions, locate, strip_source
+
+NOT_SHIPPED = ("autograder", "assign.py", "__pycache__")  # the instructor's side stays home
+STUDENT_ASSIGN_PY = '''"""`minigen assign` builds assignments from the instructor's copy, not from a student copy."""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("assign", help="(instructor only) build a student copy and its autograder")
+    p.add_argument("out_dir", nargs="?")
+    for flag in ("--list", "--force", "--check"):
+        p.add_argument(flag, action="store_true")
+    for option in ("--exercises", "--stub", "--seed"):
+        p.add_argument(option)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    raise ValueError("`minigen assign` needs the instructor's copy of minigen; this is a student copy")
+'''
+
+
+# --- The package as a whole ---------------------------------------------------------
+
+def package_dir():
+    """The instructor's minigen: the installed (or checked-out) package this module belongs to."""
+    return Path(__file__).resolve().parent
+
+
+def scan_package(src=None):
+    """{relative path: (text, regions with sites)} for every module that would be shipped."""
+    src = Path(src or package_dir())
+    found = {}
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src)
+        if rel.parts[0] in NOT_SHIPPED or "__pycache__" in rel.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        regions = find_regions(text, f"minigen/{rel.as_posix()}")
+        module = ".".join(rel.with_suffix("").parts)
+        locate(regions, text, f"minigen/{rel.as_posix()}", module)
+        found[rel.as_posix()] = (text, regions)
+    return found
+
+
+def check_registry(scanned, exercises):
+    """Every marked region belongs to an exercise and every exercise has its markers."""
+    sites = {site: ex.name for ex in exercises for site in ex.sites}
+    marked = set()
+    for rel, (_, regions) in scanned.items():
+        for region in regions:
+            if region.site not in sites:
+                raise MarkerError(f"minigen/{rel}:{region.first}: a solution in {region.site} belongs to no "
+                                  f"exercise; register it in minigen/autograder/cases.py (EXERCISES)")
+            marked.add(region.site)
+    for site, name in sites.items():
+        if site not in marked:
+            raise MarkerError(f"exercise {name}: {site} has no solution markers")
+
+
+def select(names=None):
+    """The enabled exercises named in `names` (a list or a comma-separated string), all if None."""
+    from minigen.autograder.cases import EXERCISES
+    enabled = [ex for ex in EXERCISES if ex.enabled]
+    if names is None:
+        return enabled
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    known = {ex.name: ex for ex in enabled}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown exercise(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from: {', '.join(known)}")
+    return [known[n] for n in dict.fromkeys(names)]
+
+
+def _solution_lines(text, regions, selected):
+    """(the stripped lines of the selected solutions, every other line of the file), for the leak check."""
+    lines, inside = text.splitlines(), set()
+    solutions = []
+    for region in regions:
+        if region.site in selected:
+            rows = range(region.first, region.last + 1)
+            inside.update(rows)
+            body = ([lines[region.first - 1][:region.code_end]] if region.kind == "line"
+                    else lines[region.first:region.last - 1])
+            solutions += [line.strip() for line in body if sum(ch.isalnum() for ch in line) >= 3]
+    return solutions, [line.strip() for row, line in enumerate(lines, 1) if row not in inside]
+
+
+def find_leaks(folder, solutions, elsewhere):
+    """Lines of the text files under `folder` that hold marker text, or a solution line beyond the
+    number of times the library has that line outside the solutions (`denom += self.eps` is
+    RMSprop's as well as Adam's: a shared idiom, not a leak). Outside minigen/ (the autograder,
+    ASSIGNMENT.md) a longer solution line may not appear even inside another line."""
+    allowed = Counter(line for line in elsewhere if line in solutions)
+    long_lines = [line for line in solutions if len(line) >= 25]
+    leaks, seen = [], Counter()
+    for path in sorted(Path(folder).rglob("*")):
+        try:  # every text file, whatever its name (a stray losses.py~ would hold a whole solution)
+            text = path.read_text(encoding="utf-8") if path.is_file() else None
+        except UnicodeDecodeError:
+            continue  # binary: the .npz values, the MNIST sample
+        in_package = path.relative_to(folder).parts[0] == "minigen"
+        for number, line in enumerate((text or "").splitlines(), 1):
+            key = line.strip()
+            seen[key] += key in solutions
+            if (MARKER_TEXT.search(line) or (key in solutions and seen[key] > allowed[key])
+                    or (not in_package and any(sol in line for sol in long_lines))):
+                leaks.append(f"{path.relative_to(folder)}:{number}: {key}")
+    return leaks
+
+
+def _check_destination(out, src, force):
+    target = out / "minigen"
+    if target == src or target in src.parents or out == src or src in out.parents:
+        raise ValueError(f"refusing to write a student copy over the instructor's package {src}; "
+                         f"choose an OUT_DIR outside it")
+    ours = [out / name for name in ("minigen", "autograder", "ASSIGNMENT.md") if (out / name).exists()]
+    if ours and not force:
+        raise ValueError(f"{out} already holds {', '.join(p.name for p in ours)}; pass --force to replace them")
+    return ours
+
+
+def build(out_dir, exercises=None, stub="raise", force=False, seed=0):
+    """Write the student copy, its autograder and ASSIGNMENT.md to out_dir; return the exercises.
+
+    exercises: names to strip (a list or "a,b"); None for all. The others keep their
+    solution (markers removed) and are not graded. stub: "raise" (NotImplementedError)
+    or "ellipsis" (otter's `...`). seed: picks the checks' inputs; a private build with
+    another seed regrades submissions on inputs the students have not seen.
+    """
+    import tempfile
+
+    from minigen.autograder import reference
+    from minigen.autograder.cases import EXERCISES
+    if stub not in ("raise", "ellipsis"):
+        raise ValueError(f"stub must be 'raise' or 'ellipsis', got {stub!r}")
+    chosen, src, out = select(exercises), package_dir(), Path(out_dir).resolve()
+    old = _check_destination(out, src, force)
+    scanned = scan_package(src)
+    check_registry(scanned, EXERCISES)
+    selected = {site: ex.name for ex in chosen for site in ex.sites}
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".assign-", dir=out))  # all checks pass before anything is in place
+    try:
+        solutions, elsewhere = [], []
+        for path in sorted(src.rglob("*")):
+            rel = path.relative_to(src)
+            if rel.parts[0] in NOT_SHIPPED or "__pycache__" in rel.parts or path.suffix == ".pyc":
+                continue
+            dest = staging / "minigen" / rel
+            if path.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+            elif rel.as_posix() in scanned:
+                text, regions = scanned[rel.as_posix()]
+                student = strip_source(text, regions, selected, stub)
+                try:
+                    ast.parse(student, str(rel))
+                except SyntaxError as err:
+                    raise MarkerError(f"minigen/{rel}: the student copy does not parse at its line {err.lineno} "
+                                      f"({err.msg}); check the solution markers around there") from err
+                cut, kept = _solution_lines(text, regions, selected)
+                solutions, elsewhere = solutions + cut, elsewhere + kept
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(student, encoding="utf-8")
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+        (staging / "minigen" / "assign.py").write_text(STUDENT_ASSIGN_PY, encoding="utf-8")
+        manifest = reference.write_autograder(staging / "autograder", chosen, stub, seed)
+        (staging / "ASSIGNMENT.md").write_text(assignment_text(manifest, stub), encoding="utf-8")
+        leaks = find_leaks(staging, set(solutions), elsewhere)
+        if leaks:
+            raise MarkerError("the student copy would leak solutions (marker text or solution lines):\n  "
+                              + "\n  ".join(leaks[:20]))
+        for path in old:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for name in ("minigen", "autograder", "ASSIGNMENT.md"):
+            (staging / name).rename(out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return chosen
+
+
+def assignment_text(manifest, stub):
+    """ASSIGNMENT.md: what the student is to write, where, for how many points."""
+    total = sum(ex["points"] for ex in manifest["exercises"])
+    rows = "\n".join(f"| `{ex['name']}` | {ex['title']} | {'<br>'.join(f'`{w}`' for w in ex['where'])} "
+                     f"| {ex['points']} |" for ex in manifest["exercises"])
+    stub_words = ("raises `NotImplementedError` naming its exercise" if stub == "raise"
+                  else "holds `...` (and so returns None)")
+    return f"""# Assignment: generative models from scratch
+
+This folder is a full copy of minigen in which the functions below are yours to
+write. Each one marks its place with `# YOUR CODE HERE` and {stub_words} until you do.
+Their docstrings give the shapes and the formula; the rest of the library is
+complete and is yours to read and call.
+
+| exercise | concept | where | points |
+|---|---|---|---|
+{rows}
+| | | **total** | **{total}** |
+
+## Grading yourself
+
+    python -m autograder                        # every exercise: a report, and autograder/report.json
+    python -m autograder --exercises gaussian_kl
+    pytest autograder -m gaussian_kl            # the same tests, pytest's own output
+
+`autograder/cases.py` shows exactly what each check runs and how many points it
+is worth. A check compares your function with numbers computed from the reference
+implementation (stored in `autograder/data/`) and your gradients with finite
+differences of your own function; a failure says where the numbers differ and,
+when it recognises a common mistake, which one.
+
+To check the gradient of anything you write: `minigen.gradcheck.check_grad(f, x)`.
+"""
+
+
+def self_test(out_dir):
+    """Grade the student copy in out_dir and the instructor's package with out_dir's autograder.
+
+    Returns ({"student": (report, text), "reference": (report, text)}, problems): the
+    problems list every reference check that fails and every student check that fails
+    other than with the stub's NotImplementedError (an import error, say). The student copy
+    runs as students run it (python -m autograder), the reference through grade.py --package.
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    out = Path(out_dir).resolve()
+    grade_py = str(out / "autograder" / "grade.py")
+    commands = {"student": [sys.executable, "-m", "autograder"],
+                "reference": [sys.executable, grade_py, "--package", str(package_dir().parent)]}
+    reports, problems = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, command in commands.items():
+            report = Path(tmp) / f"{name}.json"
+            result = subprocess.run(command + ["--json", str(report)], cwd=out, capture_output=True, text=True)
+            if not report.is_file():
+                raise RuntimeError(f"the autograder did not run on the {name}:\n{result.stdout}{result.stderr}")
+            reports[name] = (json.loads(report.read_text(encoding="utf-8")), result.stdout)
+    manifest = json.loads((out / "autograder" / "manifest.json").read_text(encoding="utf-8"))
+    stubbed = manifest.get("stub") == "raise"  # otter's `...` stubs fail in other ways
+    for row in reports["reference"][0]["exercises"]:
+        problems += [f"reference fails {row['exercise']}.{c['check']}: {c['message']}" for c in row["checks"]
+                     if not c["passed"]]
+    for row in reports["student"][0]["exercises"]:
+        problems += [f"student copy: {row['exercise']}.{c['check']} " + ("passes" if c["passed"] else
+                     f"fails with {c['message'].splitlines()[0]}") for c in row["checks"]
+                     if c["passed"] or (stubbed and not c["message"].startswith("NotImplementedError"))]
+    return reports, problems
+
+
+# --- The command line ------------------------------------------------------------------
+
+def list_text():
+    from minigen.autograder.cases import EXERCISES, checks_for
+    lines = [f"  {'exercise':30s} {'points':>6s}  concept  [where]"]
+    for ex in EXERCISES:
+        points = sum(c.points for c in checks_for(ex.name))
+        state = "" if ex.enabled else "  (not enabled)"
+        lines.append(f"  {ex.name:30s} {points:>6d}  {ex.title}  [{', '.join(ex.sites)}]{state}")
+    total = sum(c.points for ex in EXERCISES if ex.enabled for c in checks_for(ex.name))
+    return "\n".join(lines + [f"  {'total':30s} {total:>6d}"])
+
+
+def add_parser(subparsers):
+    """Add `minigen assign` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "assign", help="build a student copy (solutions stripped) and its autograder",
+        description="Write OUT_DIR/minigen (the package with the marked solutions replaced by stubs), "
+                    "OUT_DIR/autograder (tests with points and reference values) and OUT_DIR/ASSIGNMENT.md.")
+    p.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="where to write the assignment")
+    p.add_argument("--exercises", metavar="NAMES", help="comma-separated exercises to strip (default: all)")
+    p.add_argument("--list", action="store_true", help="list the exercises and their points")
+    p.add_argument("--stub", choices=("raise", "ellipsis"), default="raise",
+                   help="what replaces a solution: raise NotImplementedError (default) or otter's `...`")
+    p.add_argument("--force", action="store_true", help="replace an assignment already in OUT_DIR")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for the checks' inputs (a private build with another seed regrades on unseen inputs)")
+    p.add_argument("--check", action="store_true",
+                   help="then grade the student copy (all must fail) and the reference (all must pass)")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args):
+    if args.list:
+        print(list_text())
+        return 0
+    if not args.out_dir:
+        raise ValueError("give OUT_DIR, the folder to write the assignment to (or --list)")
+    chosen = build(args.out_dir, args.exercises, args.stub, args.force, args.seed)
+    out = Path(args.out_dir)
+    print(f"wrote {out / 'minigen'} with {len(chosen)} exercises stripped: {', '.join(ex.name for ex in chosen)}")
+    print(f"grade it with: cd {out} && python -m autograder")
+    if args.check:
+        reports, problems = self_test(out)
+        for name, (report, _) in reports.items():
+            print(f"self-test: {name} scores {report['points']}/{report['max_points']}")
+        if problems:
+            raise ValueError("self-test failed:\n  " + "\n  ".join(problems))
+    return 0

@@ -1,0 +1,114 @@
+"""Build an assignment's autograder: run every check on the reference, store the numbers. Never shipped.
+
+For each selected exercise, data/<exercise>.npz holds, per check, the inputs
+("<check id>/in/<name>"), the reference's outputs ("<check id>/out/<name>") and
+the outputs of each known mistake that the check can tell apart from the
+reference ("<check id>/mistake/<mistake>/<name>"). manifest.json lists
+exercise -> checks -> points, and the mistakes' hints.
+"""
+import contextlib
+import importlib
+import json
+import shutil
+import warnings
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from minigen import __version__
+from minigen.autograder import cases, mistakes
+from minigen.autograder.compare import verify
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = {"cases.py": "cases.py", "compare.py": "compare.py", "grade.py": "grade.py",
+           "grader_conftest.py": "conftest.py", "grader_tests.py": "test_exercises.py"}
+GENERATED = {
+    "__init__.py": '"""This assignment\'s autograder. From the folder above: python -m autograder"""\n',
+    "__main__.py": "from .grade import main\n\nraise SystemExit(main())\n",
+    "pytest.ini": "[pytest]\n# Its own pytest root: no outer configuration applies here.\npython_files = test_*.py\n",
+}
+
+
+def reference_modules():
+    """The instructor's modules, in the namespace the probes expect (pkg.losses, ...)."""
+    return SimpleNamespace(**{name: importlib.import_module(f"minigen.{name}") for name in cases.MODULES})
+
+
+@contextlib.contextmanager
+def patched(site, make):
+    """Temporarily replace the function at `site` ("module.qualname") by make(original)."""
+    module, _, qualname = site.partition(".")
+    owner = importlib.import_module(f"minigen.{module}")
+    *path, attr = qualname.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    original = vars(owner)[attr] if isinstance(owner, type) else getattr(owner, attr)
+    setattr(owner, attr, make(original))
+    try:
+        yield
+    finally:
+        setattr(owner, attr, original)
+
+
+def _run(check, ref, inputs):
+    outputs = check.probe(ref, {k: np.array(v, copy=True) for k, v in inputs.items()})
+    return {k: np.asarray(v) for k, v in outputs.items()}
+
+
+def exercise_data(exercise, seed=0):
+    """({npz key: array}, {check id: {mistake: hint}}) for one exercise; `seed` picks the inputs."""
+    ref, data, shown = reference_modules(), {}, {}
+    for check in cases.checks_for(exercise.name):
+        inputs = check.inputs(np.random.default_rng([seed, zlib.crc32(check.id.encode())]))
+        expected = _run(check, ref, inputs)
+        try:  # the reference must pass its own check (e.g. autograd agrees with finite differences)
+            verify(expected, expected, check.rtol, gradient=check.gradient)
+        except AssertionError as err:
+            raise RuntimeError(f"the reference fails check {check.id}: {err}") from err
+        data.update({f"{check.id}/in/{k}": v for k, v in inputs.items()})
+        data.update({f"{check.id}/out/{k}": v for k, v in expected.items()})
+        shown[check.id] = {}
+        for m in mistakes.mistakes_for(exercise.name):
+            try:
+                with patched(m.site, m.make), warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    wrong = _run(check, ref, inputs)
+            except Exception:  # a variant that crashes on these inputs leaves nothing to compare
+                continue
+            try:
+                verify(wrong, expected, check.rtol)
+                continue  # this check cannot tell the mistake from the reference
+            except AssertionError:
+                pass
+            data.update({f"{check.id}/mistake/{m.name}/{k}": v for k, v in wrong.items() if not k.startswith("_")})
+            shown[check.id][m.name] = m.hint
+    return data, shown
+
+
+def where(site):
+    module, _, qualname = site.partition(".")
+    return f"minigen/{module}.py: {qualname}"
+
+
+def write_autograder(dest, exercises, stub="raise", seed=0):
+    """Write the autograder for `exercises` (cases.Exercise) into the new folder `dest`."""
+    dest = Path(dest)
+    (dest / "data").mkdir(parents=True)
+    for source, name in SHIPPED.items():
+        shutil.copyfile(HERE / source, dest / name)
+    for name, text in GENERATED.items():
+        (dest / name).write_text(text, encoding="utf-8")
+    manifest = {"minigen": __version__, "stub": stub, "seed": seed, "exercises": []}
+    for ex in exercises:
+        data, shown = exercise_data(ex, seed)
+        np.savez_compressed(dest / "data" / f"{ex.name}.npz", **data)
+        checks = cases.checks_for(ex.name)
+        manifest["exercises"].append({
+            "name": ex.name, "title": ex.title, "where": [where(s) for s in ex.sites],
+            "points": sum(c.points for c in checks),
+            "checks": [{"id": c.id, "name": c.name, "points": c.points, "what": c.what, "mistakes": shown[c.id]}
+                       for c in checks]})
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest

@@ -1,0 +1,264 @@
+"""Generative adversarial networks (Goodfellow et al. 2014) and their alternating training.
+
+    generator      G: z ~ N(0, I) -> a fake example G(z)
+    discriminator  D: an example -> one score (a logit, D(x) = σ(score); or a WGAN critic value)
+    training       repeat: n_critic steps of D on real and fake minibatches, then one step of G
+
+One step builder serves the family; what differs is a Recipe (losses and the optimiser
+settings of each paper):
+
+    gan        -E[log D(x)] - E[log(1 - D(G(z)))] for D, non-saturating -E[log D(G(z))] for G
+    wgan       critic E[D(G(z))] - E[D(x)], weights clipped to [-0.01, 0.01], RMSprop 5e-5, 5 critic steps
+    wgan-gp    the same critic loss + 10·(‖∇D(x̂)‖ - 1)², no clipping, Adam 1e-4 (0.5, 0.9), 5 critic steps
+
+Packing (PacGAN, Lin et al. 2018) lets D judge m samples at once, all real or all fake,
+so a generator that repeats itself is easy to spot: `GAN(..., pack=m)`.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from minigen import losses, nn, ops
+from minigen.autodiff import value_and_grad  # autograd's, minus the cost of differentiating containers
+from minigen.models.trainable import apply_gradients, check_finite
+from minigen.optim import Adam, RMSprop, leaves
+
+
+class GAN:
+    """A generator and a discriminator. params = {"generator": ..., "discriminator": ...}.
+
+    generator: a Layer from (latent,) to data_shape; discriminator: a Layer from the packed
+    data shape (pack * data_shape[0], *data_shape[1:]) to one score per packed example.
+    `state` holds the running statistics of any BatchNorm layers (not parameters).
+    """
+
+    def __init__(self, generator, discriminator, latent, data_shape, pack=1):
+        if int(pack) != pack or pack < 1:
+            raise ValueError(f"pack must be a positive int (samples per discriminator input), got {pack!r}")
+        self.generator, self.discriminator = generator, discriminator
+        self.latent, self.data_shape, self.pack_size = int(latent), tuple(data_shape), int(pack)
+        self.state = {"generator": {}, "discriminator": {}}
+
+    def init(self, rng):
+        g_shape, g = self.generator.init(rng, (self.latent,))
+        if tuple(g_shape) != self.data_shape:
+            raise ValueError(f"the generator makes examples of shape {tuple(g_shape)}, expected {self.data_shape}")
+        packed = (self.pack_size * self.data_shape[0], *self.data_shape[1:])
+        d_shape, d = self.discriminator.init(rng, packed)
+        if tuple(d_shape) != (1,):
+            raise ValueError(f"the discriminator must give one score per input, (1,), it gives {tuple(d_shape)}")
+        return {"generator": g, "discriminator": d}
+
+    def sample_latent(self, rng, n):
+        """z ~ N(0, I): (n, latent) float32."""
+        return rng.standard_normal((n, self.latent), dtype=onp.float32)
+
+    def generate(self, g_params, z, train=False):
+        """G(z): (N, latent) -> (N, *data_shape)."""
+        return self.generator.apply(g_params, z, train=train, state=self.state["generator"])
+
+    def pack(self, x):
+        """PacGAN's packing: m consecutive examples side by side along the first feature axis,
+        (N, c, ...) -> (N/m, m·c, ...). The identity for pack=1."""
+        m = self.pack_size
+        if m == 1:
+            return x
+        if onp.shape(x)[0] % m:
+            raise ValueError(f"packing {m} samples per input needs a batch divisible by {m}, got {onp.shape(x)[0]}")
+        return np.reshape(x, (onp.shape(x)[0] // m, m * onp.shape(x)[1], *onp.shape(x)[2:]))
+
+    def score(self, d_params, x, train=False):
+        """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
+        return self.discriminator.apply(d_params, self.pack(x), train=train, state=self.state["discriminator"])
+
+    def sample(self, params, rng, n):
+        """n fakes G(z), z ~ N(0, I): (n, *data_shape)."""
+        return self.generate(params["generator"], self.sample_latent(rng, n))
+
+
+# --- Architectures ---------------------------------------------------------------------
+
+def mlp_gan(latent=100, hidden=128, image_shape=(1, 28, 28)):
+    """The lecture's MLP GAN for MNIST.
+
+    G: z (100) -> Dense 128 ReLU -> Dense 784 Sigmoid -> (1, 28, 28) in [0, 1]
+    D: 784 -> Dense 128 LeakyReLU(0.2) -> Dense 1 (a logit)
+    """
+    pixels = int(onp.prod(image_shape))
+    g = nn.Sequential(nn.Dense(hidden), nn.ReLU(), nn.Dense(pixels), nn.Sigmoid(), nn.Reshape(image_shape))
+    d = nn.Sequential(nn.Flatten(), nn.Dense(hidden), nn.LeakyReLU(0.2), nn.Dense(1))
+    return GAN(g, d, latent, image_shape)
+
+
+def toy_gan(latent=2, hidden=128, depth=3, pack=1, dim=2):
+    """Small MLPs for the 2-D mode-collapse lab (the ring and grid mixtures of minigen.data).
+
+    G: z (latent) -> depth x (Dense hidden, ReLU) -> Dense dim
+    D: pack·dim -> depth x (Dense hidden, LeakyReLU 0.2) -> Dense 1
+    PacGAN's own nets are wider (G: 4 x 400 with batch norm; D: 3 maxout layers of 200);
+    these are smaller so that a run takes a minute on one CPU core.
+    """
+    g = nn.Sequential(*[layer for _ in range(depth) for layer in (nn.Dense(hidden), nn.ReLU())], nn.Dense(dim))
+    d = nn.Sequential(*[layer for _ in range(depth) for layer in (nn.Dense(hidden), nn.LeakyReLU(0.2))],
+                      nn.Dense(1))
+    return GAN(g, d, latent, (dim,), pack=pack)
+
+
+# --- Alternating training ------------------------------------------------------------------
+
+def clip_weights(params, c):
+    """WGAN's weight clipping (Arjovsky et al. 2017): every entry into [-c, c], in place."""
+    for p in leaves(params):
+        onp.clip(p, -c, c, out=p)
+
+
+def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_loss,
+                  g_loss=losses.generator_loss_nonsaturating, n_critic=1, clip=None, gp_weight=0.0, logits=True):
+    """step(batch) -> metrics: one generator iteration of alternating training.
+
+    batch[0]: (n_critic·B, *data_shape) real examples. They are split into n_critic
+    minibatches of B; for each, D takes one step on d_loss(D(real), D(G(z))) (+ the
+    gradient penalty if gp_weight > 0, then weights clipped to [-clip, clip] if clip);
+    then G takes one step on g_loss(D(G(z))) with a fresh z. So feed train_epochs
+    batch_size = n_critic·B, and an epoch is one pass over the data by the critic.
+
+    logits=True: D outputs logits, and D(x), D(G(z)) are logged as probabilities σ(score);
+    False (WGAN, hinge): they are the raw critic values. Logged per call, means over
+    its critic steps: d_real = mean D(x), d_fake = mean D(G(z)) (before D's update),
+    d_loss, gp (the penalty, if any), d_grad_norm; and g_loss, g_grad_norm of G's step.
+    """
+    if int(n_critic) != n_critic or n_critic < 1:
+        raise ValueError(f"n_critic must be a positive int, got {n_critic!r}")
+    if clip is not None and clip <= 0:
+        raise ValueError(f"clip must be positive (weights are clipped to [-clip, clip]), got {clip}")
+    g_params, d_params = params["generator"], params["discriminator"]
+    show = ops.sigmoid if logits else (lambda s: s)
+    seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
+
+    def critic_objective(d_params, real, fake, eps):
+        real_scores, fake_scores = gan.score(d_params, real, train=True), gan.score(d_params, fake, train=True)
+        seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
+        loss = d_loss(real_scores, fake_scores)
+        if gp_weight:
+            penalty = losses.gradient_penalty(gan.discriminator.apply, d_params, gan.pack(real), gan.pack(fake),
+                                              eps, gp_weight)
+            seen["gp"] = float(getval(penalty))
+            loss = loss + penalty
+        return loss
+
+    def generator_objective(g_params, z):
+        return g_loss(gan.score(d_params, gan.generate(g_params, z, train=True), train=True))
+
+    critic_value_and_grad = value_and_grad(critic_objective)
+    generator_value_and_grad = value_and_grad(generator_objective)
+
+    def critic_step(real):
+        fake = gan.generate(g_params, gan.sample_latent(rng, len(real)), train=True)  # G held fixed here
+        eps = rng.random(len(real) // gan.pack_size, dtype=onp.float32)  # one ε per packed input
+        value, grads = critic_value_and_grad(d_params, real, fake, eps)
+        d_norm = apply_gradients(d_opt, grads, "discriminator")  # the NaN guard, then the step
+        if clip is not None:
+            clip_weights(d_params, clip)
+        return {"d_real": float(onp.mean(show(seen["real"]))), "d_fake": float(onp.mean(show(seen["fake"]))),
+                "d_loss": check_finite("d_loss", value), "d_grad_norm": d_norm,
+                **({"gp": seen["gp"]} if gp_weight else {})}
+
+    def step(batch):
+        real = batch[0]
+        if len(real) < n_critic:
+            raise ValueError(f"a step with n_critic={n_critic} needs at least {n_critic} real examples, "
+                             f"got {len(real)}")
+        critic_logs = [critic_step(chunk) for chunk in onp.array_split(real, n_critic)]
+        metrics = {key: sum(log[key] for log in critic_logs) / n_critic for key in critic_logs[0]}
+        value, grads = generator_value_and_grad(g_params, gan.sample_latent(rng, len(real) // n_critic))
+        g_norm = apply_gradients(g_opt, grads, "generator")
+        return {**metrics, "g_loss": check_finite("g_loss", value), "g_grad_norm": g_norm}
+
+    return step
+
+
+# --- The papers' settings -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """Losses and optimiser settings of one GAN variant, as its paper gives them."""
+    d_loss: Callable
+    g_loss: Callable
+    optimizer: str  # "adam" or "rmsprop"
+    lr: float
+    betas: tuple = (0.5, 0.999)
+    n_critic: int = 1
+    clip: float | None = None
+    gp_weight: float = 0.0
+    logits: bool = True  # D's outputs are logits (False: critic values)
+
+    def optimizers(self, params, lr=None):
+        """(g_opt, d_opt) for params {"generator", "discriminator"}; lr overrides the recipe's."""
+        lr = self.lr if lr is None else lr
+        make = {"adam": lambda p: Adam(p, lr=lr, betas=self.betas), "rmsprop": lambda p: RMSprop(p, lr=lr)}
+        if self.optimizer not in make:
+            raise ValueError(f"optimizer must be one of {sorted(make)}, got {self.optimizer!r}")
+        return make[self.optimizer](params["generator"]), make[self.optimizer](params["discriminator"])
+
+    def train_step(self, gan, params, rng, lr=None):
+        """(step, g_opt, d_opt): make_gan_step with this recipe's losses and settings."""
+        g_opt, d_opt = self.optimizers(params, lr)
+        step = make_gan_step(gan, params, g_opt, d_opt, rng, self.d_loss, self.g_loss, self.n_critic,
+                             self.clip, self.gp_weight, self.logits)
+        return step, g_opt, d_opt
+
+
+RECIPES = {
+    # Adam(2e-4, β1 = 0.5): DCGAN's settings (Radford et al. 2016), the usual choice since.
+    "gan": Recipe(losses.discriminator_loss, losses.generator_loss_nonsaturating, "adam", 2e-4),
+    "gan-minimax": Recipe(losses.discriminator_loss, losses.generator_loss_minimax, "adam", 2e-4),
+    # Arjovsky et al. 2017, Algorithm 1: momentum-free RMSprop, since Adam made the critic unstable.
+    "wgan": Recipe(losses.wgan_critic_loss, losses.wgan_generator_loss, "rmsprop", 5e-5,
+                   n_critic=5, clip=0.01, logits=False),
+    # Gulrajani et al. 2017, Algorithm 1: λ = 10, n_critic = 5, Adam(1e-4, β = (0.5, 0.9)).
+    "wgan-gp": Recipe(losses.wgan_critic_loss, losses.wgan_generator_loss, "adam", 1e-4, betas=(0.5, 0.9),
+                      n_critic=5, gp_weight=10.0, logits=False),
+    "hinge": Recipe(losses.hinge_discriminator_loss, losses.hinge_generator_loss, "adam", 2e-4, logits=False),
+}
+
+
+# --- For `minigen train` -------------------------------------------------------------------
+
+VARIANTS = {
+    "gan": "the lecture's MLP GAN (G 100-128-784, D 784-128-1), non-saturating loss, Adam(2e-4, 0.5)",
+    "gan-minimax": "the same with the saturating minimax generator loss, to watch it stall",
+    "wgan": "the MLP GAN as a WGAN: weight clipping 0.01, RMSprop 5e-5, 5 critic steps",
+    "wgan-gp": "the MLP GAN as a WGAN-GP: gradient penalty 10, Adam(1e-4, (0.5, 0.9)), 5 critic steps",
+}
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    latent: int = 100
+    hidden: int = 128
+
+
+def trainable(gan, recipe, rng, lr=None):
+    """A GAN, its two optimisers and its alternating step, for minigen.train's loop."""
+    from minigen import metrics
+    from minigen.models.trainable import Trainable
+
+    params = gan.init(rng)
+    step, g_opt, d_opt = recipe.train_step(gan, params, rng, lr)
+    return Trainable(
+        params=params, optimizers={"generator": g_opt, "discriminator": d_opt}, step=step,
+        sample=lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
+        remedies="lower --lr; for a GAN, a WGAN-GP (minigen train wgan-gp) is the usual fix for instability",
+        evaluate=lambda x_test, _: metrics.sample_quality(gan.sample(params, onp.random.default_rng(0),
+                                                                     len(x_test)), x_test),
+        minibatches_per_step=recipe.n_critic)
+
+
+def build(name, options, rng, lr=None):
+    """The Trainable for `minigen train NAME` (name in VARIANTS), options applied to GANConfig."""
+    from minigen.models.trainable import configure
+    cfg = configure(GANConfig(), options)
+    return trainable(mlp_gan(cfg.latent, cfg.hidden), RECIPES[name], rng, lr)

@@ -1,0 +1,335 @@
+"""GAN losses against their formulas and torch, the saturation property, WGAN-GP's penalty
+by double backprop against torch, alternating training (clipping, n_critic) and mode coverage."""
+import runpy
+import sys
+from pathlib import Path
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from autograd import grad
+
+from minigen import losses, nn
+from minigen.data import ring
+from minigen.gradcheck import check_grad
+from minigen.metrics import mode_coverage
+from minigen.models.gan import GAN, RECIPES, make_gan_step, mlp_gan, toy_gan
+from minigen.optim import SGD, leaves
+
+DEMO = Path(__file__).resolve().parents[1] / "demos" / "mode_collapse.py"
+
+
+def logits_pair(seed=0, n=7, m=5):
+    rng = np.random.default_rng(seed)
+    return 3 * rng.standard_normal(n), 3 * rng.standard_normal(m)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# --- Each loss against its formula written directly (float64, moderate logits) ---------------
+
+def test_losses_match_their_formulas():
+    real, fake = logits_pair()
+    d_real, d_fake = sigmoid(real), sigmoid(fake)
+    expected = {
+        "discriminator_loss": -np.mean(np.log(d_real)) - np.mean(np.log(1 - d_fake)),
+        "generator_loss_minimax": np.mean(np.log(1 - d_fake)),
+        "generator_loss_nonsaturating": -np.mean(np.log(d_fake)),
+        "wgan_critic_loss": np.mean(fake) - np.mean(real),
+        "wgan_generator_loss": -np.mean(fake),
+        "hinge_discriminator_loss": np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake)),
+        "hinge_generator_loss": -np.mean(fake),
+    }
+    for name, value in expected.items():
+        fn = getattr(losses, name)
+        got = fn(real, fake) if name in ("discriminator_loss", "wgan_critic_loss", "hinge_discriminator_loss") \
+            else fn(fake)
+        assert got == pytest.approx(value, rel=1e-12, abs=1e-12), name
+
+
+# --- Against torch, including logits of ±1e4 -------------------------------------------------
+
+def torch_losses(real, fake):
+    r, f = torch.tensor(real), torch.tensor(fake)
+    bce = F.binary_cross_entropy_with_logits
+    return {
+        "discriminator_loss": bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)),
+        "generator_loss_minimax": -bce(f, torch.zeros_like(f)),  # E[log(1 - σ(l))]
+        "generator_loss_nonsaturating": bce(f, torch.ones_like(f)),
+        "wgan_critic_loss": f.mean() - r.mean(),
+        "wgan_generator_loss": -f.mean(),
+        "hinge_discriminator_loss": F.relu(1 - r).mean() + F.relu(1 + f).mean(),
+        "hinge_generator_loss": -f.mean(),
+    }
+
+
+def call(name, real, fake):
+    fn = getattr(losses, name)
+    return fn(real, fake) if name in ("discriminator_loss", "wgan_critic_loss", "hinge_discriminator_loss") \
+        else fn(fake)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_losses_match_torch_and_stay_finite_for_huge_logits(scale):
+    rng = np.random.default_rng(1)
+    real = (scale * rng.standard_normal((6, 1))).astype(np.float32)
+    fake = (scale * rng.standard_normal((4, 1))).astype(np.float32)
+    real[0, 0], fake[0, 0] = -scale, scale  # both tails for sure: D badly wrong on one of each
+    for name, ref in torch_losses(real, fake).items():
+        value = call(name, real, fake)
+        assert np.isfinite(value) and value.dtype == np.float32, name
+        assert float(value) == pytest.approx(ref.item(), rel=1e-5, abs=1e-5), name
+        g = grad(lambda f, name=name: call(name, real, f))(fake)
+        assert np.all(np.isfinite(g)) and g.dtype == np.float32, name
+
+
+@pytest.mark.parametrize("name", ["discriminator_loss", "generator_loss_minimax", "generator_loss_nonsaturating",
+                                  "wgan_critic_loss", "wgan_generator_loss", "hinge_discriminator_loss",
+                                  "hinge_generator_loss"])
+def test_loss_gradients_match_finite_differences(name):
+    real, fake = logits_pair(2)
+    fake = fake + 0.3  # keep hinge's kinks at ±1 away from every entry
+    assert check_grad(lambda f: call(name, real, f), fake) < 1e-7
+    if name in ("discriminator_loss", "wgan_critic_loss", "hinge_discriminator_loss"):
+        assert check_grad(lambda r: call(name, r, fake), real) < 1e-7
+
+
+def test_scores_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match=r"fake_logits of shape \(N,\) or \(N, 1\)"):
+        losses.discriminator_loss(np.zeros(4), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="real_scores"):
+        losses.wgan_critic_loss(np.zeros(()), np.zeros(3))
+
+
+# --- The lecture's point: the minimax loss saturates, the non-saturating one does not ------------
+
+def test_minimax_generator_gradient_vanishes_as_d_rejects_fakes_but_nonsaturating_does_not():
+    """As D(G(z)) = σ(l) -> 0 (l -> -inf, D confidently right), d/dl of log(1 - σ(l)) = -σ(l) -> 0:
+    a generator that is losing gets no signal. -log σ(l) has d/dl = -(1 - σ(l)) -> -1."""
+    m = 4
+    slopes = {}
+    for logit in (-2.0, -5.0, -10.0, -20.0):
+        fake = np.full(m, logit, dtype=np.float32)
+        slopes[logit] = (grad(losses.generator_loss_minimax)(fake)[0],
+                         grad(losses.generator_loss_nonsaturating)(fake)[0])
+    minimax, nonsat = zip(*slopes.values())
+    assert all(abs(a) > abs(b) for a, b in zip(minimax, minimax[1:]))  # shrinking as D(G(z)) -> 0 ...
+    assert abs(minimax[-1]) < 1e-8 * (1 / m)  # ... to nothing: σ(-20) ≈ 2e-9
+    assert all(g == pytest.approx(-1 / m, rel=0.15) for g in nonsat)  # the non-saturating one stays ≈ -1/m
+    assert nonsat[-1] == pytest.approx(-1 / m, rel=1e-6)
+    # Both losses agree on where the generator is pushed: the same sign (towards larger logits).
+    assert all(a < 0 and b < 0 for a, b in slopes.values())
+
+
+# --- WGAN-GP's gradient penalty: double backprop against torch ------------------------------------
+
+def mlp_critic():
+    """Layers and the shape of one example. Tanh, not only ReLUs: its second derivative is not 0,
+    so the double-backprop path through the activations is exercised too."""
+    return [nn.Dense(8), nn.Tanh(), nn.Dense(8), nn.LeakyReLU(0.2), nn.Dense(1)], (3,)
+
+
+def conv_critic():
+    return [nn.Conv2d(3, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(4, 3, stride=1, padding=1),
+            nn.Tanh(), nn.Flatten(), nn.Dense(1)], (2, 6, 6)
+
+
+def torch_apply(layers, params, x):
+    """The same critic in torch, layer by layer, on the same parameter values."""
+    for layer, p in zip(layers, params):
+        kind = layer.name.split("(")[0]
+        if kind == "Dense":
+            x = x @ p["W"] + p["b"]
+        elif kind == "Conv2d":
+            stride = 2 if "stride=2" in layer.name else 1
+            x = F.conv2d(x, p["w"], p["b"], stride=stride, padding=1)
+        elif kind == "LeakyReLU":
+            x = F.leaky_relu(x, 0.2)
+        elif kind == "Tanh":
+            x = torch.tanh(x)
+        elif kind == "Flatten":
+            x = x.flatten(1)
+    return x
+
+
+@pytest.mark.parametrize("make_critic", [mlp_critic, conv_critic])
+def test_gradient_penalty_and_its_parameter_gradient_match_torch_double_backprop(make_critic):
+    layers, shape = make_critic()
+    critic = nn.Sequential(*layers)
+    rng = np.random.default_rng(3)
+    _, params = critic.init(rng, shape)
+    params = [{k: v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape) for k, v in p.items()} for p in params]
+    real, fake = rng.standard_normal((5, *shape)), rng.standard_normal((5, *shape))
+    eps = rng.random(5)
+    penalty = lambda p: losses.gradient_penalty(critic.apply, p, real, fake, eps, weight=10.0)
+
+    t_params = [{k: torch.tensor(v, requires_grad=True) for k, v in p.items()} for p in params]
+    e = torch.tensor(eps).reshape(5, *([1] * len(shape)))
+    x_hat = (e * torch.tensor(real) + (1 - e) * torch.tensor(fake)).requires_grad_(True)
+    (slopes,) = torch.autograd.grad(torch_apply(layers, t_params, x_hat).sum(), x_hat, create_graph=True)
+    t_penalty = 10 * ((slopes.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    t_penalty.backward()  # through the gradient: double backprop
+
+    assert penalty(params) == pytest.approx(t_penalty.item(), rel=1e-9)
+    ours = grad(penalty)(params)
+    for p_ours, p_torch in zip(ours, t_params):
+        for k in p_ours:
+            # The last bias shifts every score alike, so no slope depends on it: torch leaves its grad None.
+            expected = np.zeros_like(p_ours[k]) if p_torch[k].grad is None else p_torch[k].grad.numpy()
+            np.testing.assert_allclose(p_ours[k], expected, rtol=1e-7, atol=1e-10)
+
+
+def test_gradient_penalty_gradient_matches_finite_differences_through_conv():
+    layers, shape = conv_critic()
+    critic = nn.Sequential(*layers)
+    rng = np.random.default_rng(5)
+    _, params = critic.init(rng, shape)
+    params = [{k: v.astype(np.float64) for k, v in p.items()} for p in params]
+    real, fake, eps = rng.standard_normal((3, *shape)), rng.standard_normal((3, *shape)), rng.random(3)
+
+    def penalty_in_first_kernel(w):
+        p = [dict(layer) for layer in params]
+        p[0]["w"] = w
+        return losses.gradient_penalty(critic.apply, p, real, fake, eps)
+
+    assert check_grad(penalty_in_first_kernel, params[0]["w"]) < 1e-4  # LeakyReLU kinks: CS231n's 1e-4
+
+
+def test_gradient_penalty_is_float32_and_zero_for_a_unit_slope_critic():
+    rng = np.random.default_rng(4)
+    real = rng.standard_normal((6, 2)).astype(np.float32)
+    fake = rng.standard_normal((6, 2)).astype(np.float32)
+    eps = rng.random(6, dtype=np.float32)
+    # D(x) = w·x with ‖w‖ = 1 is exactly 1-Lipschitz with unit slope everywhere: no penalty.
+    unit = lambda p, x: anp.dot(x, p)
+    w = np.array([0.6, 0.8], np.float32)
+    assert losses.gradient_penalty(unit, w, real, fake, eps) == pytest.approx(0, abs=1e-5)
+    # ‖w‖ = 2: (2 - 1)² λ = 10 for every interpolate.
+    value = losses.gradient_penalty(unit, 2 * w, real, fake, eps)
+    assert value.dtype == np.float32 and value == pytest.approx(10, rel=1e-5)
+    assert grad(lambda p: losses.gradient_penalty(unit, p, real, fake, eps))(2 * w).dtype == np.float32
+    with pytest.raises(ValueError, match="eps"):
+        losses.gradient_penalty(unit, w, real, fake, np.zeros(5, np.float32))
+
+
+# --- Alternating training ------------------------------------------------------------------------
+
+def test_the_lecture_mlp_gan_has_the_lecture_shapes_and_trains_in_float32(rng):
+    gan = mlp_gan()
+    params = gan.init(rng)
+    assert [p["W"].shape for p in params["generator"] if p] == [(100, 128), (128, 784)]
+    assert [p["W"].shape for p in params["discriminator"] if p] == [(784, 128), (128, 1)]
+    images = gan.sample(params, rng, 3)
+    assert images.shape == (3, 1, 28, 28) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1  # a sigmoid output
+    step, g_opt, d_opt = RECIPES["gan"].train_step(gan, params, rng)
+    metrics = step((rng.random((8, 1, 28, 28), dtype=np.float32),))
+    assert set(metrics) == {"d_real", "d_fake", "d_loss", "g_loss", "d_grad_norm", "g_grad_norm"}
+    assert 0 < metrics["d_real"] < 1 and 0 < metrics["d_fake"] < 1  # probabilities σ(logit)
+    for array in leaves(params) + leaves(g_opt.state) + leaves(d_opt.state):
+        assert array.dtype == np.float32
+
+
+def test_wgan_step_with_clipping_keeps_every_critic_weight_in_range(rng):
+    gan = toy_gan(hidden=16, depth=2)
+    params = gan.init(rng)
+    # Glorot's init puts many weights outside [-0.01, 0.01]: the clip has work to do.
+    assert max(np.abs(p).max() for p in leaves(params["discriminator"])) > 0.1
+    step, _, _ = RECIPES["wgan"].train_step(gan, params, rng, lr=0.1)  # a large lr pushes weights far out
+    step((ring(rng, 5 * 10).x,))
+    for p in leaves(params["discriminator"]):
+        assert np.abs(p).max() <= 0.01
+    assert max(np.abs(p).max() for p in leaves(params["discriminator"])) == pytest.approx(0.01)
+    assert max(np.abs(p).max() for p in leaves(params["generator"])) > 0.1  # G is never clipped
+
+
+class CountingSGD(SGD):
+    def step(self, grads):
+        self.calls = getattr(self, "calls", 0) + 1
+        super().step(grads)
+
+
+@pytest.mark.parametrize("n_critic", [1, 5])
+def test_n_critic_discriminator_updates_per_generator_update(n_critic, rng):
+    gan = toy_gan(hidden=8, depth=1)
+    params = gan.init(rng)
+    g_opt, d_opt = CountingSGD(params["generator"], 1e-3), CountingSGD(params["discriminator"], 1e-3)
+    step = make_gan_step(gan, params, g_opt, d_opt, rng, losses.wgan_critic_loss, losses.wgan_generator_loss,
+                         n_critic=n_critic, logits=False)
+    x = ring(rng, 3 * n_critic * 4).x
+    for batch in np.split(x, 3):
+        step((batch,))
+    assert (d_opt.calls, g_opt.calls) == (3 * n_critic, 3)
+    with pytest.raises(ValueError, match="n_critic"):
+        make_gan_step(gan, params, g_opt, d_opt, rng, n_critic=0)
+
+
+def test_gradient_penalty_step_logs_the_penalty_and_keeps_float32(rng):
+    gan = toy_gan(hidden=8, depth=2, pack=2)
+    params = gan.init(rng)
+    step, g_opt, d_opt = RECIPES["wgan-gp"].train_step(gan, params, rng)
+    metrics = step((ring(rng, 5 * 8).x,))
+    assert metrics["gp"] > 0 and np.isfinite(list(metrics.values())).all()
+    for array in leaves(params) + leaves(g_opt.state) + leaves(d_opt.state):
+        assert array.dtype == np.float32
+
+
+def test_packing_puts_m_samples_side_by_side(rng):
+    gan = toy_gan(hidden=8, depth=1, pack=3)
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    np.testing.assert_array_equal(gan.pack(x), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+    params = gan.init(rng)
+    assert params["discriminator"][0]["W"].shape == (6, 8)  # D's first layer sees 3 samples
+    assert gan.score(params["discriminator"], x).shape == (2, 1)
+    with pytest.raises(ValueError, match="divisible by 3"):
+        gan.pack(x[:4])
+
+
+def test_gan_init_checks_the_networks_fit(rng):
+    with pytest.raises(ValueError, match="one score per input"):
+        GAN(nn.Sequential(nn.Dense(2)), nn.Sequential(nn.Dense(3)), 4, (2,)).init(rng)
+    with pytest.raises(ValueError, match="pack"):
+        GAN(nn.Sequential(nn.Dense(2)), nn.Sequential(nn.Dense(1)), 4, (2,), pack=0)
+
+
+# --- Mode coverage -------------------------------------------------------------------------------
+
+def test_mode_coverage_on_known_samples():
+    mixture = ring(np.random.default_rng(0), n=2500, std=0.02)
+    centres, std = mixture.centres, mixture.std
+    exact = mode_coverage(np.repeat(centres, 10, axis=0), centres, std)  # 10 samples on each centre
+    assert exact.modes == 8 and exact.high_quality == 1.0 and exact.counts.tolist() == [10] * 8
+    one = mode_coverage(np.repeat(centres[3:4], 2500, axis=0), centres, std)  # all at one centre
+    assert one.modes == 1 and one.high_quality == 1.0 and one.counts[3] == 2500
+    real = mode_coverage(mixture.x, centres, std)  # the data itself: 3σ holds ~98.9% of a 2-d Gaussian
+    assert real.modes == 8 and real.high_quality == pytest.approx(1 - np.exp(-4.5), abs=0.01)
+    noise = np.random.default_rng(1).uniform(-3, 3, (2500, 2))  # uniform noise: a few land near modes by chance
+    far = mode_coverage(noise, centres, std)
+    area = 8 * np.pi * (3 * std) ** 2 / 36  # share of the square inside some 3σ disc
+    assert far.high_quality == pytest.approx(area, abs=0.01) and far.high_quality < 0.02
+    strict = mode_coverage(noise, centres, std, min_samples=20)
+    assert strict.modes == 0 < far.modes
+
+
+def test_mode_coverage_boundary_and_errors():
+    centres = np.array([[0.0, 0.0], [10.0, 0.0]])
+    just_in, just_out = [[0.299, 0.0]], [[0.301, 0.0]]
+    assert mode_coverage(just_in, centres, 0.1).modes == 1
+    assert mode_coverage(just_out, centres, 0.1).modes == 0
+    with pytest.raises(ValueError, match="same d"):
+        mode_coverage(np.zeros((4, 3)), centres, 0.1)
+    with pytest.raises(ValueError, match="std > 0"):
+        mode_coverage(np.zeros((4, 2)), centres, 0.0)
+
+
+# --- The demo ----------------------------------------------------------------------------------
+
+def test_mode_collapse_demo_smoke_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [str(DEMO), "--smoke", "--out", str(tmp_path)])
+    runpy.run_path(str(DEMO), run_name="__main__")
+    for name in ("scatter_ring.png", "scatter_grid.png", "lr_sweep.png", "metrics.json", "curves_ring_gan.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
