@@ -18,6 +18,8 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "anomaly": ("anomaly_mnist.py", "VAE anomaly scores: AUROC of -ELBO / -IWAE for a held-out digit"),
     "imputation": ("imputation_mnist.py", "a VAE fills in missing pixels, against a training-mean baseline"),
     "cvae": ("cvae_mnist.py", "a conditional VAE: digits on demand, Bayes-rule classifier vs an MLP, augmentation"),
+    "m2": ("semisupervised_mnist.py", "semi-supervised M2 (Kingma et al. 2014), 100 labels: test error vs the "
+                                      "classifier alone"),
     "mode-collapse": ("mode_collapse.py", "GAN, PacGAN, WGAN-GP on the 2-D ring and grid: modes covered, lr sweep"),
 }
 EXAMPLES = """examples:

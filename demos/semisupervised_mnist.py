@@ -1,0 +1,129 @@
+"""Semi-supervised MNIST with the M2 model (Kingma et al. 2014): 100 labels and 59,900 unlabelled images.
+
+    python demos/semisupervised_mnist.py                 # 100 labels: the run measured below
+    python demos/semisupervised_mnist.py --labels 600    # more labels (a multiple of 10)
+    python demos/semisupervised_mnist.py --sample        # the packaged sample, tiny settings: a smoke run
+
+The labelled images are --labels / 10 per class, drawn with --seed from the training
+set; every other training image is used without its label. Images are dynamically
+binarized. The same classifier network is also trained on the labelled images alone,
+so the gain from the unlabelled ones is visible. Writes to OUT: m2_samples.png (row y:
+class y drawn with the same ten styles z), m2_analogies.png (test digits, then their
+style redrawn as 0-9), loss.png, m2.npz and metrics.json; prints both test errors.
+
+Measured with the defaults (seed 0, one CPU thread, 28 min): test error 19.37% after
+30 epochs, against 22.77% for the classifier alone. The error was still falling (it
+was 29.64% at epoch 14, when the decoder had only begun to use y). Kingma et al. report
+11.97% (± 1.71) for M2 with 100 labels, trained for far longer.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minigen import viz
+from minigen.checkpoint import save_params
+from minigen.data import load_mnist, load_mnist_sample
+from minigen.models.m2 import M2, M2Config, labelled_subset, make_supervised_step, make_train_step
+from minigen.optim import Adam
+from minigen.train import evaluate, train_epochs
+
+SMOKE = {"epochs": 1, "hidden": 32, "latent": 4, "baseline_epochs": 1, "test_images": 500}
+FULL = {"epochs": 30, "hidden": 500, "latent": 50, "baseline_epochs": 20, "test_images": 0}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--labels", type=int, default=100, help="labelled training images, a multiple of 10")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the unlabelled images (default 30)")
+    p.add_argument("--hidden", type=int, default=None, help="units of each MLP's hidden layer (default 500)")
+    p.add_argument("--latent", type=int, default=None, help="dimension of z (default 50)")
+    p.add_argument("--alpha-scale", type=float, default=0.1, help="alpha = ALPHA_SCALE * N (the paper: 0.1)")
+    p.add_argument("--labelled-copies", type=int, default=1,
+                   help="count each labelled image this many times in J (the paper: 1; 0: N_u / N_l, balanced)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=100, help="unlabelled images per step")
+    p.add_argument("--labelled-batch", type=int, default=100, help="labelled images per step")
+    p.add_argument("--baseline-epochs", type=int, default=None,
+                   help="baseline training, in units of 100 passes over the labelled images (default 20)")
+    p.add_argument("--test-images", type=int, default=None, help="test images to score (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--sample", action="store_true", help="the small packaged sample and tiny networks")
+    p.add_argument("--out", default="runs/m2")
+    args = p.parse_args(argv)
+    for key, value in (SMOKE if args.sample else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def classification_error(model, params, x, y):
+    """Share of images whose argmax q(y|x) is wrong, on grey-level (expected binary) pixels."""
+    return evaluate(lambda b: model.predict(params, b[0]) != b[1], (x, y))
+
+
+def train_baseline(model, x_l, y_l, args, rng):
+    """The classifier alone on the labelled images, same network and optimiser: error on x_test."""
+    params = model.init(rng)
+    step = make_supervised_step(model, params, Adam(params, lr=args.lr), rng)
+    repeats = 100  # an "epoch" here = 100 passes over the few labelled images
+    history = train_epochs(step, (np.repeat(x_l, repeats, 0), np.repeat(y_l, repeats, 0)), args.baseline_epochs,
+                           rng, args.labelled_batch, desc="baseline")
+    return params, history
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    (x, y), (x_test, y_test) = load("train"), load("test")
+    if args.test_images:
+        x_test, y_test = x_test[:args.test_images], y_test[:args.test_images]
+    rng = np.random.default_rng(args.seed)
+    labelled, unlabelled = labelled_subset(y, args.labels, rng)
+    x_l, y_l, x_u = x[labelled], y[labelled], x[unlabelled]  # the labels of x_u are never used
+    out = Path(args.out)
+    print(f"{len(x_l)} labelled and {len(x_u)} unlabelled training images, {len(x_test)} test images", flush=True)
+
+    model = M2(M2Config(latent=args.latent, hidden=args.hidden, alpha_scale=args.alpha_scale))
+    start = time.perf_counter()
+    base_params, _ = train_baseline(model, x_l, y_l, args, rng)
+    baseline_error = classification_error(model, base_params, x_test, y_test)
+    baseline_seconds = time.perf_counter() - start
+    print(f"baseline (classifier on the {len(x_l)} labelled images only): test error {100 * baseline_error:.2f}% "
+          f"({baseline_seconds:.0f} s)", flush=True)
+
+    params = model.init(rng)
+    copies = args.labelled_copies or max(1, round(len(x_u) / len(x_l)))
+    step = make_train_step(model, params, Adam(params, lr=args.lr), rng, x_l, y_l, len(x_u), args.labelled_batch,
+                           copies)
+    errors = []
+
+    def log(epoch, m):
+        errors.append(classification_error(model, params, x_test, y_test))
+        print(f"epoch {epoch}: J^alpha/N {m['loss']:.2f}, test error {100 * errors[-1]:.2f}% "
+              f"({m['seconds']:.0f} s)", flush=True)
+
+    start = time.perf_counter()
+    history = train_epochs(step, (x_u,), args.epochs, rng, args.batch_size, desc="m2", log=log)
+    seconds = time.perf_counter() - start
+
+    z = np.random.default_rng(1234).standard_normal((10, model.cfg.latent), dtype=np.float32)
+    viz.save_image_grid(model.class_grid(params, z), out / "m2_samples.png", ncol=10)
+    viz.save_image_grid(model.analogies(params, x_test[:8]), out / "m2_analogies.png", ncol=11)
+    viz.save_curves(history, out / "loss.png", ["loss"], "M2 training objective J^alpha / N (nats)")
+    save_params(out / "m2.npz", params)
+    n_total = copies * len(x_l) + len(x_u)
+    metrics = {"test_error": errors[-1], "baseline_test_error": baseline_error, "test_error_per_epoch": errors,
+               "n_total": n_total, "labelled_copies_used": copies, "alpha": args.alpha_scale * n_total,
+               "train_seconds": seconds, "baseline_seconds": baseline_seconds, "test_images": len(x_test), **vars(args)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"M2 test error {100 * errors[-1]:.2f}% with {len(x_l)} labels after {args.epochs} epochs "
+          f"({seconds:.0f} s); the classifier alone: {100 * baseline_error:.2f}%\npictures and weights in {out}/")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

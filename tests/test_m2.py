@@ -1,0 +1,254 @@
+"""The M2 model (Kingma et al. 2014): its bounds against slow references, gradients, a train step, the demo."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from autograd import grad
+
+from minigen import losses
+from minigen.data import load_mnist_sample
+from minigen.gradcheck import numerical_grad
+from minigen.models.m2 import (
+    M2,
+    M2Config,
+    categorical_entropy,
+    classification_loss,
+    labelled_bound,
+    labelled_subset,
+    make_train_step,
+    semi_supervised_objective,
+    unlabelled_bound,
+)
+from minigen.models.vae import binarize
+from minigen.optim import SGD, Adam, leaves
+
+SMALL = M2Config(latent=3, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = load_mnist_sample("test")
+    return binarize(np.random.default_rng(0), x[:12]), y[:12]
+
+
+@pytest.fixture(scope="module")
+def small():
+    model = M2(SMALL)
+    return model, model.init(np.random.default_rng(0))
+
+
+def noise(rng, *shape):
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def test_every_loss_is_per_example_float32(small, data, rng):
+    model, params = small
+    x, y = data
+    n, c, d = len(x), SMALL.n_classes, SMALL.latent
+    neg_L = model.neg_L(params, x, y, noise(rng, n, d))
+    every = model.neg_L_every_label(params, x, noise(rng, c, n, d))
+    log_qy = model.log_qy(params, x)
+    per_example = {"neg_L": neg_L, "every_label": every, "neg_U": model.neg_U(params, x, noise(rng, c, n, d)),
+                   "log_qy": log_qy, "entropy": categorical_entropy(log_qy),
+                   "classification": classification_loss(log_qy, y),
+                   "labelled_bound": labelled_bound(neg_L, np.log(0.1), neg_L * 0),  # a numpy float64 log p(y)
+                   "unlabelled_bound": unlabelled_bound(log_qy, every)}
+    shapes = {"every_label": (n, c), "log_qy": (n, c)}
+    for name, value in per_example.items():
+        assert value.shape == shapes.get(name, (n,)), name
+        assert value.dtype == np.float32, name
+    objective = model.loss(params, x[:4], y[:4], x[4:], noise(rng, 4, d), noise(rng, c, n - 4, d), 100, 900)
+    assert objective.shape == () and objective.dtype == np.float32
+    # A bound on log p: negative for binary images; the entropy lies in [0, log C].
+    assert np.all(neg_L < 0) and np.all(every < 0)
+    assert np.all(per_example["entropy"] >= 0) and np.all(per_example["entropy"] <= np.log(c) + 1e-5)
+
+
+def test_objective_weighs_the_batch_means_as_eq_9():
+    neg_L, neg_U, nll = np.float32([-100, -120]), np.float32([-90, -95, -97]), np.float32([2.0, 0.5])
+    n_l, n_u = 100, 900
+    alpha = 0.1 * (n_l + n_u)
+    expected = (n_l * 110 + n_u * 94 + alpha * 1.25) / (n_l + n_u)
+    value = semi_supervised_objective(neg_L, neg_U, nll, n_l, n_u, alpha)
+    assert value.dtype == np.float32
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_unlabelled_bound_is_the_sum_over_classes_written_out(small, data, rng):
+    """The tiled, vectorised -U(x) against a Python loop over labels, one -L(x, y) at a time."""
+    model, params = small
+    x, _ = data
+    eps = noise(rng, SMALL.n_classes, len(x), SMALL.latent)
+    q = np.exp(model.log_qy(params, x).astype(np.float64))
+    reference = np.zeros(len(x))
+    for c in range(SMALL.n_classes):
+        neg_L = model.neg_L(params, x, np.full(len(x), c), eps[c])
+        for i in range(len(x)):
+            reference[i] += q[i, c] * neg_L[i] - q[i, c] * np.log(q[i, c])
+    np.testing.assert_allclose(model.neg_U(params, x, eps), reference, rtol=1e-5)
+
+
+def test_a_certain_classifier_makes_U_the_labelled_bound_of_its_class(small, data, rng):
+    """q(y|x) one-hot on c: the entropy is 0 and -U(x) = -L(x, c), through the whole model."""
+    model, params = small
+    x, _ = data
+    eps = noise(rng, SMALL.n_classes, len(x), SMALL.latent)
+    head = {k: v.copy() for k, v in params["classifier"][-1].items()}
+    for c in (0, 7):
+        head["W"][:] = 0
+        head["b"][:] = 0
+        head["b"][c] = 200.0  # log q = -200 elsewhere: e^-200 is 0 in float32
+        certain = {**params, "classifier": params["classifier"][:-1] + [head]}
+        np.testing.assert_allclose(model.neg_U(certain, x, eps), model.neg_L(certain, x, np.full(len(x), c), eps[c]),
+                                   rtol=1e-6)
+        log_q = np.full((3, 4), -1e4, np.float32)
+        log_q[:, c % 4] = 0
+        every = rng.standard_normal((3, 4)).astype(np.float32)
+        np.testing.assert_array_equal(unlabelled_bound(log_q, every), every[:, c % 4])
+
+
+def test_labelled_bound_is_eq_6_in_expectation(small, data, rng):
+    """The closed-form KL replaces E_q[log p(z) - log q(z|x,y)]: the same mean over z."""
+    model, params = small
+    x, y = data[0][:3], data[1][:3]
+    yy = model.one_hot(y, 3)
+    mu, logvar = model.encode(params, x, yy)
+    draws = 4000
+    z = losses.reparameterize(mu[None], logvar[None], noise(rng, draws, 3, SMALL.latent)).reshape(-1, SMALL.latent)
+    tile = lambda a: np.tile(a, (draws, 1))
+    mc = losses.standard_normal_log_density(z) - losses.diag_gaussian_log_density(z, tile(mu), tile(logvar))
+    mc = mc.reshape(draws, 3).astype(np.float64)
+    kl = losses.gaussian_kl(mu, logvar)
+    se = mc.std(axis=0) / np.sqrt(draws)
+    assert np.all(np.abs(mc.mean(axis=0) + kl) < 5 * se + 1e-3)
+    log_px = losses.bernoulli_log_likelihood(x, model.decode(params, z[:3], yy))
+    eps = ((z[:3] - mu) / np.exp(0.5 * logvar)).astype(np.float32)  # the noise that gave z[:3]
+    np.testing.assert_allclose(model.neg_L(params, x, y, eps), log_px - np.log(10) - kl, rtol=1e-5)
+
+
+def tree_unflatten(like, flat):
+    """A tree shaped like `like` holding the consecutive entries of the vector flat."""
+    start = 0
+
+    def fill(tree):
+        nonlocal start
+        if isinstance(tree, dict):
+            return {k: fill(tree[k]) for k in sorted(tree)}
+        if isinstance(tree, list):
+            return [fill(t) for t in tree]
+        size = tree.size
+        start += size
+        return np.reshape(flat[start - size:start], tree.shape)
+
+    return fill(like)
+
+
+def test_gradient_of_J_matches_finite_differences():
+    cfg = M2Config(latent=2, hidden=5, n_classes=3, image_shape=(1, 3, 3))
+    model = M2(cfg)
+    rng = np.random.default_rng(3)
+    params = model.init(rng)
+    flat = np.concatenate([p.ravel() for p in leaves(params)]).astype(np.float64)
+    flat += 0.1 * rng.standard_normal(flat.shape)  # off zero biases
+    x_l = (rng.random((4, 1, 3, 3)) < 0.5).astype(np.float64)
+    x_u = (rng.random((5, 1, 3, 3)) < 0.5).astype(np.float64)
+    labels = np.array([0, 2, 1, 2])
+    eps_l, eps_u = rng.standard_normal((4, 2)), rng.standard_normal((3, 5, 2))
+    J = lambda v: model.loss(tree_unflatten(params, v), x_l, labels, x_u, eps_l, eps_u, 40, 60)
+    analytic, numeric = grad(J)(flat), numerical_grad(J, flat)
+    # Smooth (softplus), so the two agree to ~1e-7 relatively; the atol covers the few
+    # entries near 1e-5, where the difference quotient's rounding (~1e-10) dominates.
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+    assert np.abs(analytic).max() > 1e-2  # not vacuous
+
+
+def test_the_classifier_learns_from_unlabelled_images(small, data, rng):
+    model, params = small
+    x, _ = data
+    eps = noise(rng, SMALL.n_classes, len(x), SMALL.latent)
+    g = grad(lambda p: np.mean(model.neg_U(p, x, eps)))(params)
+    classifier_grads = leaves(g["classifier"])
+    assert all(np.abs(a).max() > 0 for a in classifier_grads)
+    assert all(a.dtype == np.float32 for a in leaves(g))
+
+
+def test_a_train_step_lowers_J_on_a_fixed_batch(data, rng):
+    model = M2(SMALL)
+    params = model.init(np.random.default_rng(1))
+    x, y = data
+    args = (x[:4], y[:4], x[4:], noise(rng, 4, 3), noise(rng, 10, 8, 3), 100, 900)
+    before, grads = model.loss(params, *args), grad(model.loss)(params, *args)
+    SGD(params, lr=1e-4).step(grads)
+    assert model.loss(params, *args) < before
+    for a in leaves(params):
+        assert a.dtype == np.float32
+
+
+def test_make_train_step_runs_and_keeps_float32(data, rng):
+    model = M2(SMALL)
+    params = model.init(rng)
+    x, y = data
+    opt = Adam(params, lr=1e-3)
+    step = make_train_step(model, params, opt, rng, x[:4], y[:4], n_unlabelled=8, labelled_batch=3)
+    losses_seen = [float(step((x[4:],))["loss"]) for _ in range(3)]
+    assert all(np.isfinite(losses_seen))
+    assert all(a.dtype == np.float32 for a in leaves(params) + leaves(opt.state))
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="labelled_copies must be a positive integer"):
+            make_train_step(model, params, opt, rng, x[:4], y[:4], 8, labelled_copies=bad)
+
+
+def test_labelled_subset_draws_the_same_number_per_class():
+    _, y = load_mnist_sample("train")
+    labelled, unlabelled = labelled_subset(y, 100, np.random.default_rng(0))
+    assert np.all(np.bincount(y[labelled], minlength=10) == 10)
+    assert len(np.intersect1d(labelled, unlabelled)) == 0 and len(labelled) + len(unlabelled) == len(y)
+    again, _ = labelled_subset(y, 100, np.random.default_rng(0))
+    np.testing.assert_array_equal(labelled, again)
+
+
+def test_bad_labels_are_refused_clearly(small, data, rng):
+    model, params = small
+    x, y = data
+    eps = noise(rng, 4, SMALL.latent)
+    with pytest.raises(ValueError, match="labels must lie in \\[0, 10\\), got values in \\[0, 10\\]"):
+        model.neg_L(params, x[:4], np.array([0, 3, 10, 2]), eps)
+    with pytest.raises(ValueError, match="one_hot expects integer labels"):
+        model.neg_L(params, x[:4], np.array([0.0, 1.0, 2.0, 3.0]), eps)
+    with pytest.raises(ValueError, match=r"expected integer labels of shape \(4,\), one per image, got shape \(3,\)"):
+        model.neg_L(params, x[:4], y[:3], eps)
+    with pytest.raises(ValueError, match=r"M2.loss: expected one label per labelled image, shape \(4,\)"):
+        model.loss(params, x[:4], y[:5], x[4:], eps, noise(rng, 10, 8, 3), 100, 900)
+    with pytest.raises(ValueError, match=r"expected eps of shape \(10, 8, 3\)"):
+        model.neg_U(params, x[4:], noise(rng, 8, 3))
+    with pytest.raises(ValueError, match="positive multiple of 10"):
+        labelled_subset(y, 15, rng)
+    with pytest.raises(ValueError, match="class 0 has 1 images, fewer than the 2 per class"):
+        labelled_subset(np.arange(10).repeat([1] + [5] * 9), 20, rng)
+
+
+def test_pictures_show_every_class(small, data):
+    model, params = small
+    grid = model.class_grid(params, np.zeros((4, SMALL.latent), np.float32))
+    assert grid.shape == (40, 1, 28, 28) and 0 <= grid.min() and grid.max() <= 1
+    x, _ = data
+    strips = model.analogies(params, x[:2])
+    assert strips.shape == (22, 1, 28, 28)
+    np.testing.assert_array_equal(strips[11], x[1])
+
+
+def test_demo_smoke_run_writes_its_files(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
+    try:
+        import semisupervised_mnist as demo
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "m2"
+    demo.main(["--sample", "--out", str(out), "--hidden", "16", "--latent", "3", "--test-images", "200"])
+    for name in ("m2_samples.png", "m2_analogies.png", "loss.png", "m2.npz", "metrics.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test_error"] <= 1 and 0 <= metrics["baseline_test_error"] <= 1
+    assert metrics["n_total"] == 3000 and metrics["alpha"] == pytest.approx(300.0) and metrics["labels"] == 100
