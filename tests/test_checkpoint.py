@@ -59,3 +59,12 @@ def test_a_write_that_fails_halfway_leaves_the_previous_file(tmp_path, monkeypat
 def test_objects_that_need_pickle_are_not_saved(tmp_path):
     with pytest.raises(TypeError, match="'bad': object arrays need pickle"):
         save_params(tmp_path / "p.npz", model(), bad=object())
+
+
+def test_checkpoints_get_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+    save_params(tmp_path / "p.npz", model())
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "p.npz").st_mode) == 0o666 & ~mask
