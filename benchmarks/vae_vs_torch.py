@@ -70,8 +70,8 @@ def main():
     theirs, their_s = torch_run(x, x_test, twin)
     print(f"MLP VAE 784-400-20, Adam 1e-3, batch 128, {ARGS.epochs} epochs, {ARGS.threads} threads")
     print("| | test loss (nats, -ELBO) | training time |\n|---|---|---|")
-    print(f"| minigen | {ours:.2f} | {our_s:.0f} s |\n| torch | {theirs:.2f} | {their_s:.0f} s |")
-    print(f"relative gap {100 * (ours - theirs) / theirs:+.2f}%")
+    print(f"| minigen | {ours:.3f} | {our_s:.0f} s |\n| torch | {theirs:.3f} | {their_s:.0f} s |")
+    print(f"relative gap {100 * (ours - theirs) / theirs:+.3f}%")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,15 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     assert "interrupted after step" in err and "--resume" in err and "Traceback" not in err
     result = run("train", "--resume", str(out), "--epochs", "2")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("model", ["gan", "wgan-gp", "dcgan", "cvae"])
+def test_every_model_trains_samples_and_evaluates_from_the_shell(model, tmp_path, capsys):
+    out = tmp_path / model
+    small = {"gan": ["hidden=16"], "wgan-gp": ["hidden=16"], "dcgan": ["width=4", "latent=8"], "cvae": ["hidden=16"]}
+    flags = [f for option in small[model] for f in ("--set", option)]
+    assert main(["train", model, "--sample", "--epochs", "1", "--batch-size", "256", *flags, "--out", str(out)]) == 0
+    assert main(["sample", str(out), "--n", "10"]) == 0 and (out / "sample.png").is_file()
+    assert main(["eval", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert ("fid" in printed and "is " in printed) if model != "cvae" else "test_neg_elbo_given_y" in printed

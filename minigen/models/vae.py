@@ -169,7 +169,13 @@ def trainable(cfg=VAEConfig(), rng=None, lr=1e-3):
                      step=make_train_step(model, params, opt, rng),
                      sample=lambda sample_rng, n: model.sample(params, sample_rng, n),
                      remedies="lower --lr; for a beta-VAE, a smaller beta",
-                     evaluate=lambda x_test, _: metrics.vae_test_metrics(model, params, x_test, nll_k=100))
+                     evaluate=lambda x_test, _: evaluate(model, params, x_test))
+
+
+def evaluate(model, params, x_test):
+    """`minigen eval`: test -ELBO, IWAE NLL (K = 100), and the classifier's FID and score of samples."""
+    samples = model.sample(params, onp.random.default_rng(0), len(x_test))
+    return {**metrics.vae_test_metrics(model, params, x_test, nll_k=100), **metrics.sample_quality(samples, x_test)}
 
 
 def build(name, options, rng, lr=None):
