@@ -71,7 +71,8 @@ def cmd_train(args):
     x, y = load_data("train", config)
     run = train.Run(out, trainable, rng, config, resume=args.resume is not None,
                     checkpoint_every=config["checkpoint_every"])
-    print(f"training {config['model']} on {len(x)} images; writing to {out}/")
+    verb = "continuing" if args.resume is not None else "training"
+    print(f"{verb} {config['model']} on {len(x)} images; writing to {out}/")
     batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
     history = train.train_epochs(trainable.step, (x, y) if trainable.needs_labels else (x,), config["epochs"],
                                  rng, batch, desc=config["model"], run=run,
