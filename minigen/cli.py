@@ -25,7 +25,7 @@ DEMOS = {  # name -> (script in demos/, what it shows)
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified
   minigen demo --list                     the demos
-  minigen demo classifier                 train the MNIST classifier (about 10 min on 2 cores)
+  minigen demo classifier                 train the MNIST classifier (about 10 min on one core)
   minigen demo classifier -- --sample     the same on the packaged sample (seconds)
   minigen demo vae -- --latent 2          a VAE with a 2-d latent space and its manifold picture
   minigen train vae                       train into runs/vae/ (checkpoints, logs, pictures)
