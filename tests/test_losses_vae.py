@@ -8,8 +8,6 @@ every bound can be compared with the true log p(x).
 import autograd.numpy as anp
 import numpy as np
 import pytest
-import scipy.special
-import scipy.stats
 import torch
 import torch.nn.functional as F
 from autograd import grad
@@ -98,7 +96,8 @@ def ppca(seed, orthogonal=False, data_dim=4, latent=2, n=3, sigma2=0.5):
         w = np.linalg.qr(w)[0] * r.uniform(0.5, 2.0, latent)
     b = r.standard_normal(data_dim)
     x = r.standard_normal((n, latent)) @ w.T + b + np.sqrt(sigma2) * r.standard_normal((n, data_dim))
-    log_px = scipy.stats.multivariate_normal(b, w @ w.T + sigma2 * np.eye(data_dim)).logpdf(x)
+    log_px = torch.distributions.MultivariateNormal(
+        torch.tensor(b), torch.tensor(w @ w.T + sigma2 * np.eye(data_dim))).log_prob(torch.tensor(x)).numpy()
     cov = np.linalg.inv(np.eye(latent) + w.T @ w / sigma2)
     return w, b, sigma2, x, log_px, (x - b) @ w @ cov / sigma2, cov
 
@@ -271,10 +270,10 @@ def test_iwae_bound_with_one_sample_is_the_log_weight(row):
 
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 3)), elements=floats(-1e4, 1e4)),
        st.sampled_from([0, 1]))
-def test_log_mean_exp_matches_scipy_at_extremes(a, axis):
+def test_log_mean_exp_matches_torch_at_extremes(a, axis):
     a[0, 0] = 1e4  # e^1e4 overflows and e^-1e4 underflows in any float format
     a[-1, -1] = -1e4
-    expected = scipy.special.logsumexp(a, axis=axis) - np.log(a.shape[axis])
+    expected = torch.logsumexp(torch.tensor(a), dim=axis).numpy() - np.log(a.shape[axis])
     np.testing.assert_allclose(losses.log_mean_exp(a, axis=axis), expected, rtol=1e-12, atol=1e-9)
     out32 = losses.log_mean_exp(a.astype(np.float32), axis=axis)
     assert out32.dtype == np.float32 and np.isfinite(out32).all()
