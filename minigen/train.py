@@ -72,7 +72,7 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                 break
             if pos.batch == 0:  # a fresh epoch: a new order, new sums
                 pos.order, pos.totals, pos.seen = rng.permutation(len(arrays[0])), {}, 0
-            start = time.perf_counter()
+            start, seen_before = time.perf_counter(), pos.seen  # a resumed epoch counts speed from here
             bar = tqdm(batches(None, *arrays, batch_size=batch_size, order=pos.order, skip=pos.batch),
                        total=n_batches, initial=pos.batch, desc=f"{desc} {pos.epoch}/{epochs}", leave=False,
                        mininterval=0.5)
@@ -82,7 +82,8 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                 for key, value in metrics.items():
                     pos.totals[key] = pos.totals.get(key, 0.0) + value * len(batch[0])
                 bar.set_postfix({**{k: f"{v / pos.seen:.4f}" for k, v in pos.totals.items()},
-                                 "samples/s": f"{pos.seen / (time.perf_counter() - start):.0f}"}, refresh=False)
+                                 "samples/s": f"{(pos.seen - seen_before) / (time.perf_counter() - start):.0f}"},
+                                refresh=False)
                 if run is not None:
                     run.after_step(pos, metrics)
                 if interrupted():
