@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from minigen import apps
-from minigen.data import load_mnist, load_mnist_sample
+from minigen.data import load_split
 from minigen.metrics import auroc
 from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
 from minigen.optim import Adam
@@ -102,7 +102,7 @@ def save_histograms(scores_by_digit, y_test, k, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    load = lambda split: load_split(split, args.data_dir, args.sample, fallback_to_sample=True)
     (x, y), (x_test, y_test) = load("train"), load("test")
     x_bin = binarize(np.random.default_rng(1234), x_test)  # one fixed binarization for every model
     ks = sorted({1, args.k})

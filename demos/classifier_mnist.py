@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from minigen.checkpoint import save_params
-from minigen.data import load_mnist, load_mnist_sample
+from minigen.data import load_split
 from minigen.models.classifier import accuracy, train_classifier
 
 
@@ -23,8 +23,7 @@ def main(argv=None):
     parser.add_argument("--out", default="runs/classifier", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    load = (lambda split: load_mnist_sample(split)) if args.sample else \
-        (lambda split: load_mnist(split, args.data_dir, fallback_to_sample=True))
+    load = lambda split: load_split(split, args.data_dir, args.sample, fallback_to_sample=True)
     (x, y), (x_test, y_test) = load("train"), load("test")
     print(f"training on {len(x)} images, testing on {len(x_test)}")
     start = time.perf_counter()

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from minigen import apps, nn, viz
-from minigen.data import load_mnist, load_mnist_sample
+from minigen.data import load_split
 from minigen.models.classifier import accuracy, train_classifier
 from minigen.models.cvae import CVAE
 from minigen.models.vae import VAEConfig, binarize, make_train_step
@@ -187,7 +187,7 @@ def markdown(sweep, aug, args, n_test):
 
 def main(argv=None):
     args = parse_args(argv)
-    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    load = lambda split: load_split(split, args.data_dir, args.sample, fallback_to_sample=True)
     (x, y), (x_test, y_test) = load("train"), load("test")
     if args.test_n:
         x_test, y_test = x_test[:args.test_n], y_test[:args.test_n]

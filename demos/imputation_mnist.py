@@ -29,7 +29,7 @@ import numpy as np
 
 from minigen import apps, viz
 from minigen.checkpoint import load_params, save_params
-from minigen.data import load_mnist, load_mnist_sample
+from minigen.data import load_split
 from minigen.metrics import missing_pixel_bce, missing_pixel_mse
 from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam
@@ -101,7 +101,7 @@ def compare(model, params, x, mask, mean_image, n_iter):
 
 def main(argv=None):
     args = parse_args(argv)
-    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    load = lambda split: load_split(split, args.data_dir, args.sample, fallback_to_sample=True)
     (x, _), (x_test, _) = load("train"), load("test")
     rng = np.random.default_rng(args.seed)
     model = VAE(VAEConfig(latent=args.latent, hidden=args.hidden))

@@ -25,7 +25,7 @@ import numpy as np
 
 from minigen import viz
 from minigen.checkpoint import save_params
-from minigen.data import load_mnist, load_mnist_sample
+from minigen.data import load_split
 from minigen.models.m2 import M2, M2Config, labelled_subset, make_supervised_step, make_train_step
 from minigen.optim import Adam
 from minigen.train import evaluate, train_epochs
@@ -77,7 +77,7 @@ def train_baseline(model, x_l, y_l, args, rng):
 
 def main(argv=None):
     args = parse_args(argv)
-    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    load = lambda split: load_split(split, args.data_dir, args.sample, fallback_to_sample=True)
     (x, y), (x_test, y_test) = load("train"), load("test")
     if args.test_images:
         x_test, y_test = x_test[:args.test_images], y_test[:args.test_images]

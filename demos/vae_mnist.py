@@ -21,7 +21,7 @@ import numpy as np
 
 from minigen import apps, viz
 from minigen.checkpoint import save_params
-from minigen.data import load_mnist, load_mnist_sample
+from minigen.data import load_split
 from minigen.metrics import vae_test_metrics
 from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam
@@ -63,7 +63,7 @@ def save_pictures(model, params, x_test, out, rng):
 
 def main(argv=None):
     args = parse_args(argv)
-    load = load_mnist_sample if args.sample else (lambda s: load_mnist(s, args.data_dir, fallback_to_sample=True))
+    load = lambda split: load_split(split, args.data_dir, args.sample, fallback_to_sample=True)
     (x, _), (x_test, _) = load("train"), load("test")
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)

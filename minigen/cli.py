@@ -122,10 +122,8 @@ def next_free_dir(base):
 
 
 def load_data(split, config):
-    from minigen import data
-    if config["data"] == "sample":
-        return data.load_mnist_sample(split)
-    return data.load_mnist(split, config["data_dir"])
+    from minigen.data import load_split
+    return load_split(split, config["data_dir"], sample=config["data"] == "sample")
 
 
 def cmd_sample(args):

@@ -78,6 +78,13 @@ def load_mnist(split="train", data_dir=None, fallback_to_sample=False, download=
     return _read_split(folder, images, labels, SHA256)
 
 
+def load_split(split, data_dir=None, sample=False, fallback_to_sample=False):
+    """What a demo or a run trains on: the packaged sample if `sample`, else full MNIST (load_mnist)."""
+    if sample:
+        return load_mnist_sample(split)
+    return load_mnist(split, data_dir, fallback_to_sample=fallback_to_sample)
+
+
 def load_mnist_sample(split="train"):
     """The small real-MNIST sample shipped inside the package (3,000 train / 1,000 test)."""
     images, labels = FILES[split]
