@@ -6,9 +6,8 @@ family that has encode/decode.
 import numpy as np
 
 from minigen import losses
-from minigen.data import batches
+from minigen.data import batches, binarize
 from minigen.metrics import iwae_nll
-from minigen.models.vae import binarize
 
 
 def lerp(z0, z1, steps):

@@ -177,6 +177,11 @@ def read_idx(path, sha256=None):
     return payload.reshape(dims)
 
 
+def binarize(rng, x):
+    """Dynamic binarization: each pixel drawn as Bernoulli(intensity), anew each time it is used."""
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
 # --- Minibatches -----------------------------------------------------------------
 
 def batches(rng, *arrays, batch_size=128, shuffle=True, drop_last=False, order=None, skip=0):

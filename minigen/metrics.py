@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minigen import losses
+from minigen.data import batches, binarize
 
 
 def iwae_nll(model, params, x, k, rng, batch_size=100, max_samples_per_pass=50_000):
@@ -137,13 +138,11 @@ def vae_test_metrics(model, params, x_test, nll_k=1000, nll_images=1000, seed=12
     The test images are binarized once with a fixed seed, and the same noise is
     used, so that two models evaluated with the same seed see the same data.
     """
-    from minigen.models.vae import binarize
-    from minigen.train import evaluate
-
     rng = np.random.default_rng(seed)
     x_bin = binarize(rng, x_test)
     eps = rng.standard_normal((len(x_bin), model.cfg.latent), dtype=np.float32)
-    neg_elbo = evaluate(lambda b: -model.elbo(params, b[0], b[1]), (x_bin, eps))
+    neg_elbo = float(np.mean(np.concatenate([-model.elbo(params, xb, eb) for xb, eb in
+                                             batches(None, x_bin, eps, batch_size=1000, shuffle=False)])))
     n = len(x_bin) if nll_images in (0, None) else min(nll_images, len(x_bin))
     nll = float(iwae_nll(model, params, x_bin[:n], nll_k, rng).mean())
     return {"test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "nll_k": nll_k, "nll_images": n}

@@ -35,7 +35,7 @@ import numpy as onp
 from autograd import value_and_grad
 
 from minigen import losses, nn, ops
-from minigen.models.vae import binarize
+from minigen.data import binarize
 
 
 @dataclass(frozen=True)

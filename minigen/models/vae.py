@@ -16,6 +16,7 @@ import numpy as onp
 
 from minigen import losses, metrics, nn, ops
 from minigen.autodiff import value_and_grad
+from minigen.data import binarize
 from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
 from minigen.optim import Adam
 
@@ -127,11 +128,6 @@ class VAE:
     def reconstruct(self, params, x):
         """The decoder's mean at the encoder's mean: (N, 1, 28, 28) in [0, 1]."""
         return self.decode_mean(params, self.encode(params, x)[0])
-
-
-def binarize(rng, x):
-    """Dynamic binarization: each pixel drawn as Bernoulli(intensity), anew each time it is used."""
-    return (rng.random(x.shape, dtype=onp.float32) < x).astype(onp.float32)
 
 
 def make_train_step(model, params, opt, rng, binarized=True):
