@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from minigen import apps, nn, viz
-from minigen.data import load_split
+from minigen.data import balanced_indices, load_split
 from minigen.models.classifier import accuracy, train_classifier
 from minigen.models.cvae import CVAE
 from minigen.models.vae import VAEConfig, binarize, make_train_step
@@ -64,16 +64,7 @@ def parse_args(argv):
 
 def balanced_subset(rng, y, n, n_classes=10):
     """Indices of n examples, n / n_classes of each class drawn at random; all of y if n >= len(y)."""
-    if n >= len(y):
-        return np.arange(len(y))
-    if n <= 0 or n % n_classes:
-        raise ValueError(f"labelled-set size must be a positive multiple of {n_classes} (or >= {len(y)}), got {n}")
-    per_class = n // n_classes
-    pools = [np.flatnonzero(y == c) for c in range(n_classes)]
-    if min(map(len, pools)) < per_class:
-        raise ValueError(f"{n} balanced labels need {per_class} per class; the rarest class has "
-                         f"{min(map(len, pools))}")
-    return np.sort(np.concatenate([rng.choice(pool, per_class, replace=False) for pool in pools]))
+    return np.arange(len(y)) if n >= len(y) else balanced_indices(rng, y, n, n_classes)
 
 
 def mlp_classifier(hidden):

@@ -182,6 +182,28 @@ def binarize(rng, x):
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
 
 
+def balanced_indices(rng, labels, n, n_classes=10):
+    """Sorted indices of n examples, n / n_classes of each class, drawn with rng (a small labelled set).
+
+    labels: (N,) int. The draw is class by class, 0 first, so a seed gives the same set everywhere.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"expected integer labels of shape (N,), got {labels.dtype} of shape {labels.shape}")
+    if n <= 0 or n % n_classes:
+        raise ValueError(f"a balanced labelled set needs a positive multiple of {n_classes} examples "
+                         f"(the same number per class), got {n}")
+    per_class = n // n_classes
+    chosen = []
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} images, fewer than the {per_class} per class "
+                             f"that {n} balanced labels need")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
 # --- Minibatches -----------------------------------------------------------------
 
 def batches(rng, *arrays, batch_size=128, shuffle=True, drop_last=False, order=None, skip=0):

@@ -35,7 +35,7 @@ import numpy as onp
 from autograd import value_and_grad
 
 from minigen import losses, nn, ops
-from minigen.data import binarize
+from minigen.data import balanced_indices, binarize
 
 
 @dataclass(frozen=True)
@@ -255,22 +255,7 @@ class M2:
 def labelled_subset(labels, n_labels, rng, n_classes=10):
     """Split indices into a labelled set, n_labels / n_classes images of each class drawn
     with rng, and the unlabelled rest. labels: (N,) int -> (labelled (n_labels,), unlabelled)."""
-    labels = onp.asarray(labels)
-    if labels.ndim != 1 or not onp.issubdtype(labels.dtype, onp.integer):
-        raise ValueError(f"labelled_subset: expected integer labels of shape (N,), got {labels.dtype} "
-                         f"of shape {labels.shape}")
-    if n_labels <= 0 or n_labels % n_classes:
-        raise ValueError(f"labelled_subset: n_labels must be a positive multiple of {n_classes} "
-                         f"(the same number per class), got {n_labels}")
-    per_class = n_labels // n_classes
-    chosen = []
-    for c in range(n_classes):
-        members = onp.flatnonzero(labels == c)
-        if len(members) < per_class:
-            raise ValueError(f"labelled_subset: class {c} has {len(members)} images, fewer than the "
-                             f"{per_class} per class that n_labels={n_labels} needs")
-        chosen.append(rng.choice(members, per_class, replace=False))
-    labelled = onp.sort(onp.concatenate(chosen))
+    labelled = balanced_indices(rng, labels, n_labels, n_classes)
     return labelled, onp.setdiff1d(onp.arange(len(labels)), labelled)
 
 
