@@ -32,10 +32,11 @@ from dataclasses import dataclass
 
 import autograd.numpy as np
 import numpy as onp
-from autograd import value_and_grad
 
 from minigen import losses, nn, ops
+from minigen.autodiff import value_and_grad
 from minigen.data import balanced_indices, binarize
+from minigen.models.trainable import apply_gradients, check_finite
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def labelled_subset(labels, n_labels, rng, n_classes=10):
 def make_train_step(model, params, opt, rng, x_labelled, y_labelled, n_unlabelled, labelled_batch=100,
                     labelled_copies=1):
     """step((x_u,)) -> {"loss": J^α/N}: one unlabelled batch, labelled_batch images drawn from
-    the labelled set, both dynamically binarized; fresh noise eps; value_and_grad; opt.step.
+    the labelled set, both dynamically binarized; fresh noise eps; value_and_grad; a guarded opt.step.
 
     labelled_copies = 1 is the paper's J. More counts each labelled image that many times,
     as if the labelled set were replicated (N grows alike); N_u / N_l copies weigh the
@@ -280,8 +281,8 @@ def make_train_step(model, params, opt, rng, x_labelled, y_labelled, n_unlabelle
         eps_l = losses.sample_eps(rng, (size, model.cfg.latent))
         eps_u = losses.sample_eps(rng, (model.cfg.n_classes, len(x_u), model.cfg.latent))
         value, grads = loss_and_grad(params, x_l, y_labelled[idx], x_u, eps_l, eps_u, n_labelled, n_unlabelled)
-        opt.step(grads)
-        return {"loss": value}
+        loss = check_finite("loss", value)  # the NaN guard, as in every model's step
+        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "M2")}
 
     return step
 
@@ -292,7 +293,7 @@ def make_supervised_step(model, params, opt, rng):
 
     def step(batch):
         value, grads = loss_and_grad(params, binarize(rng, batch[0]), batch[1])
-        opt.step(grads)
-        return {"loss": value}
+        loss = check_finite("loss", value)
+        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "classifier")}
 
     return step
