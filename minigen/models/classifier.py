@@ -10,6 +10,7 @@ import numpy as onp
 from minigen import nn
 from minigen.autodiff import value_and_grad
 from minigen.init import he_normal
+from minigen.models.trainable import apply_gradients, check_finite
 from minigen.ops import log_softmax, one_hot
 from minigen.optim import Adam
 from minigen.train import evaluate, train_epochs
@@ -54,8 +55,8 @@ def train_classifier(x, y, epochs=3, lr=1e-3, batch_size=128, seed=0, log=None, 
 
     def step(batch):
         value, grads = loss_and_grad(params, *batch)
-        opt.step(grads)
-        return {"loss": value}
+        loss = check_finite("loss", value)
+        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "classifier")}
 
     history = train_epochs(step, (x, y), epochs, rng, batch_size, desc="classifier", log=log)
     return net, params, history
