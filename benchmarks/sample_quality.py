@@ -11,7 +11,7 @@ import argparse
 import json
 
 from minigen.data import load_mnist
-from minigen.metrics import classifier_outputs, frechet_distance, inception_score, mnist_classifier
+from minigen.metrics import real_data_references
 
 
 def main():
@@ -19,13 +19,9 @@ def main():
     p.add_argument("--n", type=int, default=10000, help="training images to compare with the test set")
     p.add_argument("--data-dir", default=None)
     args = p.parse_args()
-    classifier = mnist_classifier()
     (x, _), (x_test, _) = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    train_feats, train_probs = classifier_outputs(x[:args.n], classifier)
-    test_feats, test_probs = classifier_outputs(x_test, classifier)
-    result = {"fid_train_vs_test": frechet_distance(train_feats, test_feats),
-              "is_test": inception_score(test_probs), "is_train": inception_score(train_probs), "n_train": args.n}
-    print(json.dumps(result, indent=2))
+    real = real_data_references(x[:args.n], x_test)
+    print(json.dumps({"fid_train_vs_test": real["fid"], "is_test": real["is"], "n_train": args.n}, indent=2))
 
 
 if __name__ == "__main__":

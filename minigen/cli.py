@@ -21,6 +21,11 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "m2": ("semisupervised_mnist.py", "semi-supervised M2 (Kingma et al. 2014), 100 labels: test error vs the "
                                       "classifier alone"),
     "mode-collapse": ("mode_collapse.py", "GAN, PacGAN, WGAN-GP on the 2-D ring and grid: modes covered, lr sweep"),
+    "gan": ("gan_mnist.py", "the lecture's MLP GAN: samples per epoch, D(x)/D(G(z)) curves, FID and score"),
+    "dcgan": ("dcgan_mnist.py", "DCGAN (conv, batch norm): samples per epoch, curves, FID and score"),
+    "cgan": ("cgan_mnist.py", "a conditional GAN: one digit class per column, and how often it draws the asked digit"),
+    "wgan": ("wgan_mnist.py", "WGAN with weight clipping and 5 critic steps: curves, FID and score"),
+    "wgan-gp": ("wgan_gp_mnist.py", "WGAN-GP (gradient penalty by double backprop): curves, FID and score"),
 }
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified
@@ -133,7 +138,7 @@ def cmd_sample(args):
     from minigen import train, viz
     _, trainable = train.load_run(args.run_dir)
     out = Path(args.out) if args.out else Path(args.run_dir) / "sample.png"
-    viz.save_image_grid(trainable.sample(np.random.default_rng(args.seed), args.n), out)
+    viz.save_image_grid(trainable.sample(np.random.default_rng(args.seed), args.n), out, trainable.picture_columns)
     print(f"{args.n} samples in {out}")
     return 0
 

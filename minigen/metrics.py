@@ -215,9 +215,25 @@ def inception_score(probs):
     return float(np.exp(kl.mean()))
 
 
-def sample_quality(images, reference, classifier=None):
-    """{"fid": Fréchet distance to `reference` images in classifier features, "is": the score of `images`}."""
+def sample_quality(images, reference, classifier=None, labels=None):
+    """{"fid": Fréchet distance to `reference` images in classifier features, "is": the score of `images`}.
+
+    labels: optional (N,) classes the images were drawn for (a conditional model); adds
+    "label_accuracy", the share of images the classifier assigns to their own label.
+    """
     classifier = classifier or mnist_classifier()
     feats, probs = classifier_outputs(images, classifier)
     ref_feats, _ = classifier_outputs(reference, classifier)
-    return {"fid": frechet_distance(feats, ref_feats), "is": inception_score(probs)}
+    scores = {"fid": frechet_distance(feats, ref_feats), "is": inception_score(probs)}
+    if labels is not None:
+        scores["label_accuracy"] = float(np.mean(probs.argmax(1) == np.asarray(labels)))
+    return scores
+
+
+def real_data_references(x_train, x_test, classifier=None):
+    """What real digits score, the yardstick beside a model's numbers: {"fid": FID of x_train
+    against x_test (a model can hardly do better), "is": the score of x_test}."""
+    classifier = classifier or mnist_classifier()
+    train_feats, _ = classifier_outputs(x_train, classifier)
+    test_feats, test_probs = classifier_outputs(x_test, classifier)
+    return {"fid": frechet_distance(train_feats, test_feats), "is": inception_score(test_probs)}

@@ -272,3 +272,18 @@ def one_hot(labels, n_classes=10):
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in [0, {n_classes}), got values in [{labels.min()}, {labels.max()}]")
     return onp.eye(n_classes, dtype=onp.float32)[labels]
+
+
+def append_condition(x, y1):
+    """Tell a network the class: one-hot labels y1 (N, K) joined to its input x along axis 1.
+
+    x (N, D) -> (N, D + K). Images x (N, C, H, W) -> (N, C + K, H, W): the label
+    becomes K constant planes, so that every convolution filter sees it everywhere.
+    """
+    n = onp.shape(x)[0]
+    if onp.shape(y1) != (n, onp.shape(y1)[-1]):
+        raise ValueError(f"append_condition: expected one-hot labels (N={n}, K), got shape {onp.shape(y1)}")
+    if onp.ndim(x) > 2:
+        y1 = onp.broadcast_to(onp.reshape(y1, (*onp.shape(y1), *(1,) * (onp.ndim(x) - 2))),
+                              (*onp.shape(y1), *onp.shape(x)[2:]))
+    return np.concatenate([x, y1.astype(onp.float32)], axis=1)

@@ -210,7 +210,7 @@ class Run:
         self._log({"epoch": pos.epoch - 1, "summary": True, **means})
         picture_rng = np.random.default_rng(0)  # the same noise every epoch: watch one set of samples evolve
         viz.save_image_grid(self.trainable.sample(picture_rng, self.n_pictures),
-                            self.out / "samples" / f"epoch_{pos.epoch - 1:03d}.png")
+                            self.out / "samples" / f"epoch_{pos.epoch - 1:03d}.png", self.trainable.picture_columns)
         viz.save_curves(pos.history, self.out / "loss.png", [k for k in pos.history[-1] if k != "seconds"],
                         f"{self.config['model']} training")
         self.save(pos)

@@ -53,3 +53,42 @@ def save_curves(history, path, keys=None, title=""):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+PANELS = (  # (title, does this metric belong here?) for save_training_panels
+    ("D(x), D(G(z))", lambda key: key.startswith("d_") and not key.endswith(("loss", "norm"))),
+    ("losses", lambda key: "loss" in key or key in ("gp", "kl")),
+    ("gradient norms", lambda key: key.endswith("norm")),
+)
+
+
+def save_training_panels(records, path, title="", window=50):
+    """Per-step metrics (a list of dicts, e.g. a run's metrics.jsonl) in panels, moving means over
+    `window` steps: D's outputs, the losses, the gradient norms, and the rest. An oscillating
+    D, or a D that wins outright (D(x) → 1, D(G(z)) → 0), shows here. Returns the path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in records[0] if k not in ("step", "epoch") and isinstance(records[0][k], (int, float))]
+    groups = [(name, [k for k in keys if belongs(k)]) for name, belongs in PANELS]
+    grouped = {k for _, ks in groups for k in ks}
+    groups = [g for g in groups + [("other", [k for k in keys if k not in grouped])] if g[1]]
+    window = max(1, min(window, len(records) // 10))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3), squeeze=False)
+    for ax, (name, group) in zip(axes[0], groups):
+        for key in group:
+            values = np.convolve([r[key] for r in records], np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(len(values)) + window, values, label=key, lw=1)
+        ax.set_xlabel("step")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+        if name == "gradient norms":
+            ax.set_yscale("log")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

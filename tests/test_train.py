@@ -152,9 +152,10 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
 
 
 @pytest.mark.parametrize("model, options", [("gan", {"hidden": "16"}), ("dcgan", {"width": "4", "latent": "8"}),
-                                            ("wgan-gp", {"hidden": "16"})])
+                                            ("wgan-gp", {"hidden": "16"}), ("cgan", {"hidden": "16"})])
 def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
-    """GANs carry two optimisers and (DCGAN) batch-norm running statistics: all must come back."""
+    """GANs carry two optimisers and (DCGAN) batch-norm running statistics: all must come back.
+    (A conditional GAN also draws labels from the run's rng.)"""
     from minigen import models
 
     def fresh(out, resume=False, seed=0):
@@ -162,8 +163,11 @@ def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
         t = models.build(model, options, rng)
         return t, rng, Run(out, t, rng, {"model": model}, resume=resume, n_pictures=4)
 
+    labels = load_mnist_sample("train")[1][:len(digits)]
+
     def fit(run, t, rng, step=None):
-        return train_epochs(step or t.step, (digits,), 2, rng, batch_size=16 * t.minibatches_per_step, run=run)
+        arrays = (digits, labels) if t.needs_labels else (digits,)
+        return train_epochs(step or t.step, arrays, 2, rng, batch_size=16 * t.minibatches_per_step, run=run)
 
     straight, rng, run = fresh(tmp_path / "straight")
     fit(run, straight, rng)

@@ -16,6 +16,7 @@ MODELS = {
     "wgan": "minigen.models.gan",
     "wgan-gp": "minigen.models.gan",
     "dcgan": "minigen.models.dcgan",
+    "cgan": "minigen.models.cgan",
 }
 
 

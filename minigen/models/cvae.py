@@ -19,7 +19,7 @@ import numpy as onp
 
 from minigen import losses
 from minigen.models.vae import VAE, VAEConfig, binarize
-from minigen.ops import one_hot
+from minigen.ops import append_condition, one_hot
 
 
 class CVAE:
@@ -52,17 +52,12 @@ class CVAE:
             raise ValueError(f"CVAE.encode: expected images of shape (N, {', '.join(map(str, self.cfg.image_shape))})"
                              f", got {tuple(onp.shape(x))}")
         n = onp.shape(x)[0]
-        y1 = self.one_hot_labels(y, n)
-        if self.cfg.conv:  # the label as constant planes, so every conv filter can see it
-            planes = onp.broadcast_to(y1[:, :, None, None], (n, self.n_classes, *self.cfg.image_shape[1:]))
-            xy = np.concatenate([x, planes.astype(y1.dtype)], axis=1)
-        else:
-            xy = np.concatenate([np.reshape(x, (n, -1)), y1], axis=1)
-        return self.vae.encode(params, xy)
+        features = x if self.cfg.conv else np.reshape(x, (n, -1))  # conv: the label as constant planes
+        return self.vae.encode(params, append_condition(features, self.one_hot_labels(y, n)))
 
     def decode(self, params, z, y):
         """z: (N, latent), y: (N,) int -> logits of p(x|z,y): (N, 1, 28, 28)."""
-        return self.vae.decode(params, np.concatenate([z, self.one_hot_labels(y, onp.shape(z)[0])], axis=1))
+        return self.vae.decode(params, append_condition(z, self.one_hot_labels(y, onp.shape(z)[0])))
 
     def given(self, y):
         """The VAE over x obtained by fixing the labels y (N,): p(x|y) as an ordinary VAE."""
@@ -160,4 +155,4 @@ def build(name, options, rng, lr=None):
 
     return Trainable(params={"cvae": params}, optimizers={"cvae": opt}, step=make_train_step(model, params, opt, rng),
                      sample=lambda sample_rng, n: model.sample(params, sample_rng, onp.arange(n) % model.n_classes),
-                     remedies="lower --lr", evaluate=evaluate, needs_labels=True)
+                     remedies="lower --lr", evaluate=evaluate, needs_labels=True, picture_columns=model.n_classes)

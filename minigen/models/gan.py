@@ -32,22 +32,23 @@ class GAN:
 
     generator: a Layer from (latent,) to data_shape; discriminator: a Layer from the packed
     data shape (pack * data_shape[0], *data_shape[1:]) to one score per packed example.
+    n_classes: 0 here; a ConditionalGAN (minigen.models.cgan) feeds both networks the class too.
     `state` holds the running statistics of any BatchNorm layers (not parameters).
     """
 
-    def __init__(self, generator, discriminator, latent, data_shape, pack=1):
+    def __init__(self, generator, discriminator, latent, data_shape, pack=1, n_classes=0):
         if int(pack) != pack or pack < 1:
             raise ValueError(f"pack must be a positive int (samples per discriminator input), got {pack!r}")
         self.generator, self.discriminator = generator, discriminator
         self.latent, self.data_shape, self.pack_size = int(latent), tuple(data_shape), int(pack)
+        self.n_classes = int(n_classes)
         self.state = {"generator": {}, "discriminator": {}}
 
     def init(self, rng):
-        g_shape, g = self.generator.init(rng, (self.latent,))
+        g_shape, g = self.generator.init(rng, (self.latent + self.n_classes,))
         if tuple(g_shape) != self.data_shape:
             raise ValueError(f"the generator makes examples of shape {tuple(g_shape)}, expected {self.data_shape}")
-        packed = (self.pack_size * self.data_shape[0], *self.data_shape[1:])
-        d_shape, d = self.discriminator.init(rng, packed)
+        d_shape, d = self.discriminator.init(rng, self.d_input_shape())
         if tuple(d_shape) != (1,):
             raise ValueError(f"the discriminator must give one score per input, (1,), it gives {tuple(d_shape)}")
         return {"generator": g, "discriminator": d}
@@ -56,8 +57,12 @@ class GAN:
         """z ~ N(0, I): (n, latent) float32."""
         return rng.standard_normal((n, self.latent), dtype=onp.float32)
 
-    def generate(self, g_params, z, train=False):
-        """G(z): (N, latent) -> (N, *data_shape)."""
+    def sample_labels(self, rng, n):
+        """The classes to ask a conditional generator for; None here (see ConditionalGAN), no draw."""
+        return None
+
+    def generate(self, g_params, z, y=None, train=False):
+        """G(z): (N, latent) -> (N, *data_shape). y: labels, used only by a ConditionalGAN."""
         return self.generator.apply(g_params, z, train=train, state=self.state["generator"])
 
     def pack(self, x):
@@ -70,13 +75,23 @@ class GAN:
             raise ValueError(f"packing {m} samples per input needs a batch divisible by {m}, got {onp.shape(x)[0]}")
         return np.reshape(x, (onp.shape(x)[0] // m, m * onp.shape(x)[1], *onp.shape(x)[2:]))
 
-    def score(self, d_params, x, train=False):
-        """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
-        return self.discriminator.apply(d_params, self.pack(x), train=train, state=self.state["discriminator"])
+    def d_input_shape(self):
+        """The shape of one of D's inputs, found by building one from zeros."""
+        x = onp.zeros((self.pack_size, *self.data_shape), onp.float32)
+        y = onp.zeros(self.pack_size, onp.int64) if self.n_classes else None
+        return onp.shape(self.d_input(x, y))[1:]
 
-    def sample(self, params, rng, n):
-        """n fakes G(z), z ~ N(0, I): (n, *data_shape)."""
-        return self.generate(params["generator"], self.sample_latent(rng, n))
+    def d_input(self, x, y=None):
+        """What D reads: the examples, packed. (A ConditionalGAN also appends the labels.)"""
+        return self.pack(x)
+
+    def score(self, d_params, x, y=None, train=False):
+        """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
+        return self.discriminator.apply(d_params, self.d_input(x, y), train=train, state=self.state["discriminator"])
+
+    def sample(self, params, rng, n, y=None):
+        """n fakes G(z), z ~ N(0, I): (n, *data_shape). y: (n,) labels for a ConditionalGAN."""
+        return self.generate(params["generator"], self.sample_latent(rng, n), y)
 
 
 # --- Architectures ---------------------------------------------------------------------
@@ -119,11 +134,13 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
                   g_loss=losses.generator_loss_nonsaturating, n_critic=1, clip=None, gp_weight=0.0, logits=True):
     """step(batch) -> metrics: one generator iteration of alternating training.
 
-    batch[0]: (n_critic·B, *data_shape) real examples. They are split into n_critic
-    minibatches of B; for each, D takes one step on d_loss(D(real), D(G(z))) (+ the
-    gradient penalty if gp_weight > 0, then weights clipped to [-clip, clip] if clip);
-    then G takes one step on g_loss(D(G(z))) with a fresh z. So feed train_epochs
-    batch_size = n_critic·B, and an epoch is one pass over the data by the critic.
+    batch[0]: (n_critic·B, *data_shape) real examples (and batch[1]: their labels (n_critic·B,)
+    for a ConditionalGAN). They are split into n_critic minibatches of B; for each, D takes
+    one step on d_loss(D(real), D(G(z))) (+ the gradient penalty if gp_weight > 0, then
+    weights clipped to [-clip, clip] if clip); then G takes one step on g_loss(D(G(z))) with
+    a fresh z. So feed train_epochs batch_size = n_critic·B, and an epoch is one pass over
+    the data by the critic. A conditional critic sees the fakes with the real minibatch's
+    labels, so both halves of its loss see the same classes; G's step draws fresh labels.
 
     logits=True: D outputs logits, and D(x), D(G(z)) are logged as probabilities σ(score);
     False (WGAN, hinge): they are the raw critic values. Logged per call, means over
@@ -138,27 +155,27 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     show = ops.sigmoid if logits else (lambda s: s)
     seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
 
-    def critic_objective(d_params, real, fake, eps):
-        real_scores, fake_scores = gan.score(d_params, real, train=True), gan.score(d_params, fake, train=True)
+    def critic_objective(d_params, real, fake, y, eps):
+        real_scores, fake_scores = gan.score(d_params, real, y, train=True), gan.score(d_params, fake, y, train=True)
         seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
         loss = d_loss(real_scores, fake_scores)
         if gp_weight:
-            penalty = losses.gradient_penalty(gan.discriminator.apply, d_params, gan.pack(real), gan.pack(fake),
-                                              eps, gp_weight)
+            penalty = losses.gradient_penalty(gan.discriminator.apply, d_params, gan.d_input(real, y),
+                                              gan.d_input(fake, y), eps, gp_weight)
             seen["gp"] = float(getval(penalty))
             loss = loss + penalty
         return loss
 
-    def generator_objective(g_params, z):
-        return g_loss(gan.score(d_params, gan.generate(g_params, z, train=True), train=True))
+    def generator_objective(g_params, z, y):
+        return g_loss(gan.score(d_params, gan.generate(g_params, z, y, train=True), y, train=True))
 
     critic_value_and_grad = value_and_grad(critic_objective)
     generator_value_and_grad = value_and_grad(generator_objective)
 
-    def critic_step(real):
-        fake = gan.generate(g_params, gan.sample_latent(rng, len(real)), train=True)  # G held fixed here
+    def critic_step(real, y):
+        fake = gan.generate(g_params, gan.sample_latent(rng, len(real)), y, train=True)  # G held fixed here
         eps = rng.random(len(real) // gan.pack_size, dtype=onp.float32)  # one ε per packed input
-        value, grads = critic_value_and_grad(d_params, real, fake, eps)
+        value, grads = critic_value_and_grad(d_params, real, fake, y, eps)
         d_norm = apply_gradients(d_opt, grads, "discriminator")  # the NaN guard, then the step
         if clip is not None:
             clip_weights(d_params, clip)
@@ -167,13 +184,17 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
                 **({"gp": seen["gp"]} if gp_weight else {})}
 
     def step(batch):
-        real = batch[0]
+        if gan.n_classes and len(batch) < 2:
+            raise ValueError("a conditional GAN trains on minibatches of (images, labels); got images alone")
+        real, labels = batch[0], batch[1] if gan.n_classes else None
         if len(real) < n_critic:
             raise ValueError(f"a step with n_critic={n_critic} needs at least {n_critic} real examples, "
                              f"got {len(real)}")
-        critic_logs = [critic_step(chunk) for chunk in onp.array_split(real, n_critic)]
+        label_chunks = [None] * n_critic if labels is None else onp.array_split(labels, n_critic)
+        critic_logs = [critic_step(chunk, y) for chunk, y in zip(onp.array_split(real, n_critic), label_chunks)]
         metrics = {key: sum(log[key] for log in critic_logs) / n_critic for key in critic_logs[0]}
-        value, grads = generator_value_and_grad(g_params, gan.sample_latent(rng, len(real) // n_critic))
+        n = len(real) // n_critic
+        value, grads = generator_value_and_grad(g_params, gan.sample_latent(rng, n), gan.sample_labels(rng, n))
         g_norm = apply_gradients(g_opt, grads, "generator")
         return {**metrics, "g_loss": check_finite("g_loss", value), "g_grad_norm": g_norm}
 
@@ -243,7 +264,6 @@ class GANConfig:
 
 def trainable(gan, recipe, rng, lr=None):
     """A GAN, its two optimisers and its alternating step, for minigen.train's loop."""
-    from minigen import metrics
     from minigen.models.trainable import Trainable
 
     params = gan.init(rng)
@@ -252,9 +272,16 @@ def trainable(gan, recipe, rng, lr=None):
         params=params, optimizers={"generator": g_opt, "discriminator": d_opt}, step=step,
         sample=lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
         remedies="lower --lr; for a GAN, a WGAN-GP (minigen train wgan-gp) is the usual fix for instability",
-        evaluate=lambda x_test, _: metrics.sample_quality(gan.sample(params, onp.random.default_rng(0),
-                                                                     len(x_test)), x_test),
-        minibatches_per_step=recipe.n_critic)
+        evaluate=lambda x_test, _: quality(gan, params, x_test), needs_labels=bool(gan.n_classes),
+        minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8)
+
+
+def quality(gan, params, x_test):
+    """FID and score of len(x_test) samples against x_test (minigen.metrics.sample_quality); a
+    conditional GAN's samples are drawn for every class in turn, and scored for their labels too."""
+    from minigen import metrics
+    y = onp.arange(len(x_test)) % gan.n_classes if gan.n_classes else None
+    return metrics.sample_quality(gan.sample(params, onp.random.default_rng(0), len(x_test), y), x_test, labels=y)
 
 
 def build(name, options, rng, lr=None):

@@ -29,6 +29,7 @@ class Trainable:
     evaluate: (x_test, y_test) -> {metric: number}, the model's test metrics (`minigen eval`).
     needs_labels: whether step's batches are (x, y) rather than (x,).
     minibatches_per_step: how many minibatches one step consumes (a WGAN's n_critic).
+    picture_columns: columns of the sample grids (a conditional model: one per class).
     """
     params: dict
     optimizers: dict
@@ -39,6 +40,7 @@ class Trainable:
     evaluate: Callable | None = None
     needs_labels: bool = False
     minibatches_per_step: int = 1
+    picture_columns: int = 8
 
 
 def check_finite(name, value):

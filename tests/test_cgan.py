@@ -1,0 +1,99 @@
+"""The conditional GAN: labels reach both networks, steer the samples, and are scored."""
+import numpy as np
+import pytest
+
+from minigen import nn, ops
+from minigen.data import load_mnist_sample, ring
+from minigen.demo import model_demo
+from minigen.metrics import sample_quality
+from minigen.models.cgan import ConditionalGAN, mlp_cgan
+from minigen.models.gan import RECIPES
+from minigen.optim import leaves
+
+
+def test_append_condition_adds_features_or_constant_planes():
+    y1 = ops.one_hot(np.array([2, 0]), 3)
+    flat = ops.append_condition(np.ones((2, 4), np.float32), y1)
+    np.testing.assert_array_equal(flat, [[1, 1, 1, 1, 0, 0, 1], [1, 1, 1, 1, 1, 0, 0]])
+    images = ops.append_condition(np.zeros((2, 1, 5, 6), np.float32), y1)
+    assert images.shape == (2, 4, 5, 6) and images.dtype == np.float32
+    np.testing.assert_array_equal(images[0, 3], np.ones((5, 6)))  # label 2 -> the third plane is all ones
+    np.testing.assert_array_equal(images[1, 1], np.ones((5, 6)))
+    assert images[0, 1:3].sum() == 0 and images[1, 2:].sum() == 0
+    with pytest.raises(ValueError, match="one-hot labels"):
+        ops.append_condition(np.ones((3, 4), np.float32), y1)
+
+
+def test_both_networks_read_the_label(rng):
+    gan = mlp_cgan(hidden=16)
+    params = gan.init(rng)
+    assert params["generator"][0]["W"].shape == (110, 16)  # z (100) + one-hot (10)
+    assert params["discriminator"][0]["W"].shape == (794, 16)  # 784 pixels + one-hot (10)
+    z = gan.sample_latent(rng, 2)
+    threes, fives = gan.generate(params["generator"], z, np.array([3, 3])), \
+        gan.generate(params["generator"], z, np.array([5, 5]))
+    assert threes.shape == (2, 1, 28, 28) and threes.dtype == np.float32
+    assert np.abs(threes - fives).max() > 1e-4  # same z, another label, another image
+    d = params["discriminator"]
+    assert gan.score(d, threes, np.array([3, 3])).shape == (2, 1)
+    assert not np.allclose(gan.score(d, threes, np.array([3, 3])), gan.score(d, threes, np.array([5, 5])))
+    np.testing.assert_array_equal(gan.sample(params, np.random.default_rng(1), 12)[10],
+                                  gan.generate(params["generator"], gan.sample_latent(np.random.default_rng(1), 12),
+                                               np.arange(12) % 10)[10])  # default labels: the classes in turn
+
+
+def test_missing_or_misshapen_labels_are_refused_by_name(rng):
+    gan = mlp_cgan(hidden=8)
+    params = gan.init(rng)
+    z = gan.sample_latent(rng, 3)
+    with pytest.raises(ValueError, match="needs labels"):
+        gan.generate(params["generator"], z)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        gan.generate(params["generator"], z, np.array([1, 2]))
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        gan.generate(params["generator"], z, np.array([1, 2, 10]))
+    step, _, _ = RECIPES["gan"].train_step(gan, params, rng)
+    with pytest.raises(ValueError, match="images, labels"):
+        step((np.zeros((4, 1, 28, 28), np.float32),))
+    with pytest.raises(ValueError, match="n_classes"):
+        ConditionalGAN(nn.Dense(2), nn.Dense(1), 2, (2,), n_classes=1)
+
+
+def test_the_label_steers_samples_to_their_own_mode():
+    """On the 8-mode ring with the mode as the label, a short training run must put
+    most samples asked for mode k nearer centre k than any other centre (chance: 1/8)."""
+    rng = np.random.default_rng(0)
+    toy = lambda out, act: nn.Sequential(nn.Dense(64), act, nn.Dense(64), act, nn.Dense(out))
+    gan = ConditionalGAN(toy(2, nn.ReLU()), toy(1, nn.LeakyReLU(0.2)), latent=2, data_shape=(2,), n_classes=8)
+    params = gan.init(rng)
+    step, g_opt, d_opt = RECIPES["gan"].train_step(gan, params, rng, lr=2e-3)
+    data = ring(rng, 64 * 600, n_modes=8, radius=2.0, std=0.05)
+    for i in range(600):
+        metrics = step((data.x[64 * i:64 * (i + 1)], data.labels[64 * i:64 * (i + 1)]))
+    assert set(metrics) == {"d_real", "d_fake", "d_loss", "g_loss", "d_grad_norm", "g_grad_norm"}
+    asked = np.arange(800) % 8
+    fake = gan.sample(params, rng, 800, asked)
+    nearest = np.argmin(((fake[:, None, :] - data.centres[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(nearest == asked) > 0.8
+    for array in leaves(params) + leaves(g_opt.state) + leaves(d_opt.state):
+        assert array.dtype == np.float32
+
+
+def test_label_accuracy_is_the_classifiers_agreement_with_the_asked_labels():
+    x, y = load_mnist_sample("test")
+    x, y = x[:300], y[:300]
+    right = sample_quality(x, x, labels=y)
+    wrong = sample_quality(x, x, labels=(y + 1) % 10)
+    assert right["label_accuracy"] > 0.95 and wrong["label_accuracy"] < 0.05
+    assert right["fid"] == wrong["fid"] and "label_accuracy" not in sample_quality(x, x)
+
+
+def test_the_cgan_demo_trains_draws_and_scores_on_the_sample(tmp_path, capsys):
+    out = tmp_path / "run"
+    trainable, where = model_demo("cgan", "doc", epochs=1, batch_size=64,
+                                  argv=["--sample", "--set", "hidden=16", "--out", str(out)])
+    assert where == out and trainable.needs_labels and trainable.picture_columns == 10
+    for name in ("curves.png", "samples.png", "eval.json", "checkpoint.npz", "samples/epoch_001.png"):
+        assert (out / name).is_file(), name
+    printed = capsys.readouterr().out
+    assert "real digits" in printed and "asked-for label" in printed
