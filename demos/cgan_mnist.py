@@ -1,10 +1,10 @@
 """A conditional GAN on MNIST (Mirza & Osindero 2014): ask for a digit, get that digit.
 
-    python demos/cgan_mnist.py                        # 20 epochs, batch 64 (about 2 min on one core)
+    python demos/cgan_mnist.py                        # 20 epochs, batch 64 (about 3 min on one core)
     python demos/cgan_mnist.py --sample --epochs 1    # the packaged sample: a smoke run
 
-The lecture's MLP GAN with the one-hot label appended to G's z and to D's input, so D
-judges "a real image of this class?". The sample grids have one class per column,
+The lecture's MLP GAN, 256 units wide, with the one-hot label appended to G's z and to
+D's input, so D judges "a real image of this class?". The sample grids have one class per column,
 0 to 9. Besides FID and score, the demo reports how often the shipped classifier reads
 a sample as the digit it was asked for.
 Writes runs/cgan/ (or --out): samples/ per epoch, curves.png, samples.png, eval.json.

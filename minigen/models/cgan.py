@@ -2,12 +2,14 @@
 
 Each network gets the one-hot label appended to its input (minigen.ops.append_condition):
 
-    G: [z, onehot(y)] (100 + 10) -> Dense 128 ReLU -> Dense 784 Sigmoid -> (1, 28, 28)
-    D: [flatten(x), onehot(y)] (784 + 10) -> Dense 128 LeakyReLU(0.2) -> Dense 1 (a logit)
+    G: [z, onehot(y)] (100 + 10) -> Dense 256 ReLU -> Dense 784 Sigmoid -> (1, 28, 28)
+    D: [flatten(x), onehot(y)] (784 + 10) -> Dense 256 LeakyReLU(0.2) -> Dense 1 (a logit)
 
 D's question becomes "is x a real image *of class y*?", so a G that draws a fine 3
 when asked for a 7 loses; that is what makes the label steer the sample. These are
-the lecture's MLP GAN nets plus the label, so the two can be compared directly.
+the lecture's MLP GAN nets plus the label, twice as wide: with 128 hidden units,
+20 epochs gave samples the classifier read as their asked-for digit 35 % of the
+time, with 256 units 58 % (README; `--set hidden=128` for the lecture's width).
 Training is the GAN's alternating step (minigen.models.gan.make_gan_step) on
 minibatches of (image, label): D sees the fakes with the real minibatch's labels, G's
 step draws labels uniformly.
@@ -63,7 +65,7 @@ class ConditionalGAN(GAN):
         return super().sample(params, rng, n, onp.arange(n) % self.n_classes if y is None else y)
 
 
-def mlp_cgan(latent=100, hidden=128, image_shape=(1, 28, 28), n_classes=10):
+def mlp_cgan(latent=100, hidden=256, image_shape=(1, 28, 28), n_classes=10):
     """The lecture's MLP GAN with the label appended to both networks' inputs (module docstring)."""
     pixels = int(onp.prod(image_shape))
     g = nn.Sequential(nn.Dense(hidden), nn.ReLU(), nn.Dense(pixels), nn.Sigmoid(), nn.Reshape(image_shape))
@@ -71,13 +73,13 @@ def mlp_cgan(latent=100, hidden=128, image_shape=(1, 28, 28), n_classes=10):
     return ConditionalGAN(g, d, latent, image_shape, n_classes)
 
 
-VARIANTS = {"cgan": "conditional GAN: the MLP GAN with the label fed to G and D, Adam(2e-4, 0.5)"}
+VARIANTS = {"cgan": "conditional GAN: the MLP GAN (256 wide) with the label fed to G and D, Adam(2e-4, 0.5)"}
 
 
 @dataclass(frozen=True)
 class CGANConfig:
     latent: int = 100
-    hidden: int = 128
+    hidden: int = 256
 
 
 def build(name, options, rng, lr=None):
