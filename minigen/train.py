@@ -230,14 +230,16 @@ def read_config(run_dir):
 
 
 def load_run(run_dir):
-    """(config, trainable) of a finished or stopped run, its parameters read from the checkpoint."""
+    """(config, trainable) of a finished or stopped run, its parameters and buffers (e.g. batch
+    norm's running statistics, which sampling uses) read from the checkpoint."""
     from minigen import models
     config = read_config(run_dir)
     trainable = models.build(config["model"], config["options"], np.random.default_rng(config["seed"]),
                              config["lr"])
-    trees, _ = _load_model_checkpoint(Path(run_dir) / "checkpoint.npz", {"params": trainable.params},
+    trees, _ = _load_model_checkpoint(Path(run_dir) / "checkpoint.npz", {"params": trainable.params, "state": None},
                                       config["model"])
     copy_into(trainable.params, trees["params"])
+    _merge_into(trainable.state, trees["state"])
     return config, trainable
 
 

@@ -180,3 +180,20 @@ def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
     for a, b in zip(leaves(straight.state), leaves(t.state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert step_lines(tmp_path / "straight") == step_lines(tmp_path / "resumed")
+
+
+def test_a_loaded_run_samples_what_the_trained_model_sampled(tmp_path, digits):
+    """load_run must bring back batch norm's running statistics with the weights: DCGAN's
+    generator samples with them, and fresh statistics (mean 0, variance 1) give other images."""
+    from minigen import models
+    from minigen.train import copy_into, load_run
+
+    rng = np.random.default_rng(0)
+    t = models.build("dcgan", {"width": "4", "latent": "8"}, rng)
+    config = {"model": "dcgan", "options": {"width": "4", "latent": "8"}, "seed": 0, "lr": None}
+    train_epochs(t.step, (digits,), 1, rng, batch_size=32, run=Run(tmp_path, t, rng, config, n_pictures=4))
+    _, loaded = load_run(tmp_path)
+    np.testing.assert_array_equal(loaded.sample(np.random.default_rng(7), 5), t.sample(np.random.default_rng(7), 5))
+    weights_only = models.build("dcgan", {"width": "4", "latent": "8"}, np.random.default_rng(0))
+    copy_into(weights_only.params, loaded.params)  # the same weights without the statistics: other images
+    assert not np.allclose(weights_only.sample(np.random.default_rng(7), 5), loaded.sample(np.random.default_rng(7), 5))
