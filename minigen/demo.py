@@ -23,12 +23,15 @@ import numpy as np
 from minigen import cli, metrics, train, viz
 
 
-def model_demo(model, doc, epochs, batch_size=128, argv=None):
-    """Train `model`, then draw and score it (module docstring). Returns (trainable, run directory)."""
+def model_demo(model, doc, epochs, batch_size=128, lr=None, argv=None):
+    """Train `model`, then draw and score it (module docstring). Returns (trainable, run directory).
+
+    epochs, batch_size, lr: the demo's defaults (lr None: the model's paper's); flags in argv win.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if {"-h", "--help"} & set(argv):
         print(doc.strip() + "\n\nOptions are those of `minigen train` (the demo's defaults: "
-              f"--epochs {epochs} --batch-size {batch_size}):\n")
+              f"--epochs {epochs} --batch-size {batch_size}{'' if lr is None else f' --lr {lr}'}):\n")
         return cli.main(["train", "--help"])
     where = argparse.ArgumentParser(add_help=False)
     for flag in ("--out", "--data-dir", "--resume"):
@@ -36,7 +39,7 @@ def model_demo(model, doc, epochs, batch_size=128, argv=None):
     where.add_argument("--sample", action="store_true")
     known, _ = where.parse_known_args(argv)
     out = Path(known.resume or known.out or cli.next_free_dir(Path("runs") / model))
-    defaults = ["--epochs", str(epochs), "--batch-size", str(batch_size)]
+    defaults = ["--epochs", str(epochs), "--batch-size", str(batch_size), *([] if lr is None else ["--lr", str(lr)])]
     run = ["--resume", str(out)] if known.resume else [model, "--out", str(out)]
     code = cli.main(["train", *run, *defaults, *[a for a in argv if a not in ("--resume", known.resume)]])
     if code:
