@@ -1,8 +1,8 @@
 """The mode-collapse lab: GANs on 2-D mixtures whose modes can be counted.
 
     python demos/mode_collapse.py                     # quick (~5 min on one core): GAN / PacGAN / WGAN-GP
-    python demos/mode_collapse.py --models gan pacgan --steps 8000 --snapshots 8 --seeds 2 --sweep-steps 3000
-                                                      # the README's figures (~10 min on one core)
+    python demos/mode_collapse.py --models gan gan-ema --steps 6000 --batch-size 250 --snapshots 6 \
+        --seeds 2 --sweep-steps 2000                  # the README's figures (~13 min on one core)
     python demos/mode_collapse.py --smoke             # seconds: a check that everything runs
 
 Data: the 2D-ring (8 Gaussians on a circle of radius 1, std 0.01) and the 2D-grid
@@ -15,31 +15,38 @@ Models, all with the same small MLPs (toy_gan, z of dimension 2 as in PacGAN): a
 (non-saturating loss), PacGAN (the same GAN, its discriminator judging `--pack` samples at
 once, each minibatch holding batch_size packed inputs) and WGAN-GP (Gulrajani et al. 2017's
 recipe). All use one learning rate, 1e-3 by default: the papers' 2e-4 and 1e-4 need many
-more steps than a CPU lab affords. Then a learning-rate sweep of the plain GAN.
+more steps than a CPU lab affords. The fix, gan-ema and pacgan-ema: the same training,
+but samples are drawn from an exponential moving average of G's weights (Yazıcı et al.
+2019), not from the last G, which keeps circling the modes; `--lr-decay` optionally anneals
+every lr to 0 at the end. Then a learning-rate sweep of the plain GAN.
 Writes to OUT: scatter_ring.png and scatter_grid.png (rows: models, columns: training
 steps), curves_<data>_<model>.png (D's outputs, losses and gradient norms per step),
 lr_sweep.png, metrics.json; prints a table of modes covered and high-quality share (mean over seeds).
 """
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from minigen import data
+from minigen import data, viz
 from minigen.metrics import mode_coverage
 from minigen.models.gan import RECIPES, toy_gan
+from minigen.optim import update_average
 from minigen.train import train_epochs
 
 DATASETS = {  # PacGAN's mixtures (its config.py files)
     "ring": lambda rng, n: data.ring(rng, n, n_modes=8, radius=1.0, std=0.01),
     "grid": lambda rng, n: data.grid(rng, n, side=5, spacing=2.0, std=0.05),
 }
-MODELS = {  # name -> (recipe, pack)
-    "gan": ("gan", 1),
-    "pacgan": ("gan", None),  # pack from --pack
-    "wgan-gp": ("wgan-gp", 1),
+MODELS = {  # name -> (recipe, pack, sample from an average of G's weights)
+    "gan": ("gan", 1, False),
+    "pacgan": ("gan", None, False),  # pack from --pack
+    "wgan-gp": ("wgan-gp", 1, False),
+    "gan-ema": ("gan", 1, True),
+    "pacgan-ema": ("gan", None, True),
 }
 EVAL_SAMPLES = 2500  # as in VEEGAN and PacGAN
 
@@ -55,6 +62,10 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=1e-3,
                    help="learning rate of every model (the papers' 2e-4 and 1e-4 need far more steps)")
     p.add_argument("--pack", type=int, default=2, help="samples per PacGAN discriminator input")
+    p.add_argument("--ema", type=float, default=0.999,
+                   help="decay of the *-ema variants' moving average of G's weights (Yazıcı et al. 2019)")
+    p.add_argument("--lr-decay", type=float, default=0.0,
+                   help="share of the steps, at the end, over which every lr falls linearly to 0 (0: constant)")
     p.add_argument("--latent", type=int, default=2, help="dimension of z (PacGAN: 2)")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--depth", type=int, default=3, help="hidden layers in G and in D")
@@ -76,11 +87,14 @@ def parse_args(argv):
 def train_run(data_name, model_name, args, seed, steps, snapshots, lr=None):
     """Train one model on one mixture; returns (coverage per snapshot, samples per snapshot, per-step metrics)."""
     rng = np.random.default_rng(seed)
-    recipe_name, pack = MODELS[model_name]
+    recipe_name, pack, ema = MODELS[model_name]
     recipe = RECIPES[recipe_name]
     gan = toy_gan(latent=args.latent, hidden=args.hidden, depth=args.depth, pack=pack or args.pack)
     params = gan.init(rng)
-    step, _, _ = recipe.train_step(gan, params, rng, lr=lr or args.lr)
+    step, g_opt, d_opt = recipe.train_step(gan, params, rng, lr=lr or args.lr)
+    step = scheduled(step, (g_opt, d_opt), steps, args.lr_decay)
+    if ema:
+        step, params = averaged(step, params, args.ema)
     # One "epoch" of train_epochs = one snapshot interval: steps/snapshots generator steps,
     # each taking n_critic minibatches of fresh samples from the mixture. As in PacGAN, a
     # minibatch holds batch_size discriminator inputs, so pack·batch_size samples when packed.
@@ -104,6 +118,38 @@ def train_run(data_name, model_name, args, seed, steps, snapshots, lr=None):
     train_epochs(logged_step, (x,), snapshots, rng, recipe.n_critic * batch,
                  desc=f"{model_name} on {data_name}", log=snapshot)
     return coverages, samples, trace
+
+
+def scheduled(step, optimizers, steps, share):
+    """step with every optimiser's lr falling linearly to 0 over the last `share` of `steps`."""
+    if not share:
+        return step
+    lr0, start, taken = [opt.lr for opt in optimizers], steps * (1 - share), [0]
+
+    def step_with_decay(batch):
+        taken[0] += 1
+        for opt, lr in zip(optimizers, lr0):
+            opt.lr = lr * min(1.0, (steps - taken[0] + 1) / (steps - start)) if taken[0] > start else lr
+        return step(batch)
+    return step_with_decay
+
+
+def averaged(step, params, decay):
+    """(step that also updates the average, params whose generator is the average of G's weights).
+
+    The returned params are sampled from; the training step keeps updating the raw G. Early on
+    the decay is min(decay, (1 + t) / (10 + t)) (TensorFlow's ExponentialMovingAverage with
+    num_updates), so that the random initial weights do not linger in a short run.
+    """
+    average = copy.deepcopy(params["generator"])
+    taken = [0]
+
+    def step_and_average(batch):
+        metrics = step(batch)
+        taken[0] += 1
+        update_average(average, params["generator"], min(decay, (1 + taken[0]) / (10 + taken[0])))
+        return metrics
+    return step_and_average, {**params, "generator": average}
 
 
 def scatter_grid(results, data_name, args, path):
@@ -135,32 +181,6 @@ def scatter_grid(results, data_name, args, path):
     fig.suptitle(f"2D-{data_name}: samples over training (seed {args.seed0})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def training_curves(trace, path, title, window=50):
-    """D's outputs, both losses and both gradient norms per generator step (moving means over
-    `window` steps): where training oscillates or D wins outright, it shows here."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    window = max(1, min(window, len(trace) // 10))
-    smooth = lambda key: np.convolve([m[key] for m in trace], np.ones(window) / window, mode="valid")
-    panels = (("d_real", "d_fake"), ("d_loss", "g_loss", "gp"), ("d_grad_norm", "g_grad_norm"))
-    names = ("D(x), D(G(z))", "losses", "gradient norms")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-    for ax, keys, name in zip(axes, panels, names):
-        for key in keys:
-            if key in trace[0]:
-                ax.plot(np.arange(len(trace) - window + 1) + window, smooth(key), label=key, lw=1)
-        ax.set_xlabel("generator step")
-        ax.set_title(name, fontsize=9)
-        ax.legend(fontsize=7)
-    axes[2].set_yscale("log")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -214,11 +234,12 @@ def main(argv=None):
                                        "high_quality": final.high_quality, "seconds": time.perf_counter() - t0,
                                        "counts": final.counts.tolist(),
                                        "coverage": [(c.modes, c.high_quality) for c in coverage]})
-                print(f"{data_name:4s} {model:8s} seed {seed}: {final.modes} modes, "
+                print(f"{data_name:4s} {model:10s} seed {seed}: {final.modes} modes, "
                       f"{100 * final.high_quality:.1f}% high quality ({time.perf_counter() - t0:.0f} s)", flush=True)
                 if seed == args.seed0:
                     shown[model] = {"coverage": coverage, "samples": samples}
-                    training_curves(trace, out / f"curves_{data_name}_{model}.png", f"{model} on 2D-{data_name}")
+                    viz.save_training_panels(trace, out / f"curves_{data_name}_{model}.png",
+                                             f"{model} on 2D-{data_name}")
         if shown:
             scatter_grid(shown, data_name, args, out / f"scatter_{data_name}.png")
 
@@ -243,11 +264,11 @@ def main(argv=None):
 
 
 def print_table(runs, n_modes):
-    print(f"\n{'data':5s} {'model':8s} {'modes (mean)':>13s} {'high quality':>13s}  seeds")
+    print(f"\n{'data':5s} {'model':10s} {'modes (mean)':>13s} {'high quality':>13s}  seeds")
     for key in dict.fromkeys((r["data"], r["model"]) for r in runs):
         rs = [r for r in runs if (r["data"], r["model"]) == key]
         modes, hq = np.mean([r["modes"] for r in rs]), np.mean([r["high_quality"] for r in rs])
-        print(f"{key[0]:5s} {key[1]:8s} {modes:9.1f}/{n_modes[key[0]]:<3d} {100 * hq:12.1f}%  {len(rs)}")
+        print(f"{key[0]:5s} {key[1]:10s} {modes:9.1f}/{n_modes[key[0]]:<3d} {100 * hq:12.1f}%  {len(rs)}")
 
 
 if __name__ == "__main__":

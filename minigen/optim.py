@@ -176,3 +176,25 @@ class Adam(Optimizer):
 def AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
     """Adam with decoupled weight decay (torch.optim.AdamW's defaults)."""
     return Adam(params, lr, betas, eps, weight_decay, decoupled=True)
+
+
+def update_average(average, params, decay):
+    """An exponential moving average of parameters, in place: a <- decay * a + (1 - decay) * p, per array.
+
+    `average` and `params` are trees of the same shapes (start `average` as a copy of `params`).
+    Sampling a GAN's generator from the average of its recent weights rather than from the
+    last iterate damps the cycling of alternating training around the equilibrium: in a
+    bilinear game the averaged iterates' limit cycles shrink as decay approaches 1 (Yazıcı et
+    al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"; Karras et al. 2018
+    sample ProGAN's generator this way too). decay = 0 copies params.
+    """
+    average, params = leaves(average), leaves(params)
+    if len(average) != len(params):
+        raise ValueError(f"got {len(params)} parameter arrays for an average of {len(average)}")
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must be in [0, 1), got {decay}")
+    for a, p in zip(average, params):
+        if a.shape != p.shape:
+            raise ValueError(f"an average of shape {a.shape} cannot follow a parameter of shape {p.shape}")
+        a *= decay
+        a += (1 - decay) * p
