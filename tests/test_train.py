@@ -152,10 +152,11 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
 
 
 @pytest.mark.parametrize("model, options", [("gan", {"hidden": "16"}), ("dcgan", {"width": "4", "latent": "8"}),
-                                            ("wgan-gp", {"hidden": "16"}), ("cgan", {"hidden": "16"})])
+                                            ("wgan-gp", {"hidden": "16"}), ("cgan", {"hidden": "16"}),
+                                            ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"})])
 def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
-    """GANs carry two optimisers and (DCGAN) batch-norm running statistics: all must come back.
-    (A conditional GAN also draws labels from the run's rng.)"""
+    """GANs carry two optimisers (a VAE-GAN three) and (DCGAN) batch-norm running statistics: all must
+    come back. (A conditional GAN also draws labels from the run's rng.)"""
     from minigen import models
 
     def fresh(out, resume=False, seed=0):
