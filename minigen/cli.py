@@ -26,6 +26,7 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "cgan": ("cgan_mnist.py", "a conditional GAN: one digit class per column, and how often it draws the asked digit"),
     "wgan": ("wgan_mnist.py", "WGAN with weight clipping and 5 critic steps: curves, FID and score"),
     "wgan-gp": ("wgan_gp_mnist.py", "WGAN-GP (gradient penalty by double backprop): curves, FID and score"),
+    "vaegan": ("vaegan_mnist.py", "VAE-GAN: the VAE's decoder as generator, reconstructions judged in D's features"),
 }
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified
