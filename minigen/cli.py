@@ -27,6 +27,7 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "wgan": ("wgan_mnist.py", "WGAN with weight clipping and 5 critic steps: curves, FID and score"),
     "wgan-gp": ("wgan_gp_mnist.py", "WGAN-GP (gradient penalty by double backprop): curves, FID and score"),
     "vaegan": ("vaegan_mnist.py", "VAE-GAN: the VAE's decoder as generator, reconstructions judged in D's features"),
+    "progressive": ("progressive_gan_mnist.py", "a progressive GAN: G and D grow 7x7 -> 14x14 -> 28x28 with fade-in"),
 }
 EXAMPLES = """examples:
   minigen data                            where MNIST was found, checksums verified

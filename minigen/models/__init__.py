@@ -17,6 +17,7 @@ MODELS = {
     "wgan-gp": "minigen.models.gan",
     "dcgan": "minigen.models.dcgan",
     "cgan": "minigen.models.cgan",
+    "progressive": "minigen.models.progressive",
     "vaegan": "minigen.models.vaegan",
 }
 
