@@ -47,12 +47,7 @@ def save_curves(history, path, keys=None, title=""):
     ax.set_xlabel("epoch")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 PANELS = (  # (title, does this metric belong here?) for save_training_panels
@@ -86,6 +81,13 @@ def save_training_panels(records, path, title="", window=50):
         if name == "gradient norms":
             ax.set_yscale("log")
     fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig, path):
+    """Write a matplotlib figure as a PNG (making its folder) and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

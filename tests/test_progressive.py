@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 from autograd import grad
-from test_train import assert_same_params, interrupt_after, step_lines
+from test_train import assert_resumes_bit_for_bit, step_lines
 
-from minigen import models
 from minigen.autodiff import value_and_grad
 from minigen.data import load_mnist_sample
 from minigen.gradcheck import check_grad
@@ -20,7 +19,6 @@ from minigen.models.progressive import (
     upsample,
 )
 from minigen.optim import leaves
-from minigen.train import Run, TrainingStopped, train_epochs
 
 TINY = {"latent": 4, "widths": (3, 2, 2)}
 
@@ -206,25 +204,6 @@ def test_a_resumed_run_matches_one_straight_through_across_a_growth(tmp_path, di
     """Interrupted in the 7 x 7 phase, resumed with another seed: the schedule (in state), both optimisers
     (reset at the growth) and the rng all come back, and it grows to 14 x 14 on time."""
     options = {"latent": "4", "widths": "3,2,2", "phase_images": "16"}
-
-    def fresh(out, resume=False, seed=0):
-        rng = np.random.default_rng(seed)
-        t = models.build("progressive", options, rng)
-        return t, rng, Run(out, t, rng, {"model": "progressive"}, resume=resume, n_pictures=4)
-
-    def fit(run, t, rng, step=None):
-        return train_epochs(step or t.step, (digits,), 4, rng, batch_size=4, run=run)
-
-    straight, rng, run = fresh(tmp_path / "straight")
-    fit(run, straight, rng)
-    t, rng, run = fresh(tmp_path / "resumed")
-    with pytest.raises(TrainingStopped, match="interrupted after step 3 "):
-        fit(run, t, rng, step=interrupt_after(t, 3))
-    t, rng, run = fresh(tmp_path / "resumed", resume=True, seed=5)
-    fit(run, t, rng)
-    assert_same_params(straight, t)
-    for a, b in zip(leaves(straight.state), leaves(t.state), strict=True):
-        np.testing.assert_array_equal(a, b)
+    t = assert_resumes_bit_for_bit(tmp_path, "progressive", options, digits, epochs=4, batch_size=4, stop_at=3)
     lines = step_lines(tmp_path / "resumed")
-    assert lines == step_lines(tmp_path / "straight")
     assert '"alpha": 0.25, "resolution": 14.0' in lines[5] and int(t.state["schedule"]["images"]) == 32

@@ -157,6 +157,13 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
 def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
     """GANs carry two optimisers (a VAE-GAN three) and (DCGAN) batch-norm running statistics: all must
     come back. (A conditional GAN also draws labels from the run's rng.)"""
+    labels = load_mnist_sample("train")[1][:len(digits)]
+    assert_resumes_bit_for_bit(tmp_path, model, options, digits, labels)
+
+
+def assert_resumes_bit_for_bit(tmp_path, model, options, digits, labels=None, epochs=2, batch_size=16, stop_at=2):
+    """Train `model` straight through; train it again, Ctrl-C during step `stop_at`, resume with another
+    seed: parameters, state and every logged line must be equal. Returns the resumed trainable."""
     from minigen import models
 
     def fresh(out, resume=False, seed=0):
@@ -164,23 +171,23 @@ def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
         t = models.build(model, options, rng)
         return t, rng, Run(out, t, rng, {"model": model}, resume=resume, n_pictures=4)
 
-    labels = load_mnist_sample("train")[1][:len(digits)]
-
     def fit(run, t, rng, step=None):
         arrays = (digits, labels) if t.needs_labels else (digits,)
-        return train_epochs(step or t.step, arrays, 2, rng, batch_size=16 * t.minibatches_per_step, run=run)
+        return train_epochs(step or t.step, arrays, epochs, rng, batch_size=batch_size * t.minibatches_per_step,
+                            run=run)
 
     straight, rng, run = fresh(tmp_path / "straight")
     fit(run, straight, rng)
     t, rng, run = fresh(tmp_path / "resumed")
-    with pytest.raises(TrainingStopped, match="interrupted after step 2 "):
-        fit(run, t, rng, step=interrupt_after(t, 2))
+    with pytest.raises(TrainingStopped, match=f"interrupted after step {stop_at} "):
+        fit(run, t, rng, step=interrupt_after(t, stop_at))
     t, rng, run = fresh(tmp_path / "resumed", resume=True, seed=5)
     fit(run, t, rng)
     assert_same_params(straight, t)
     for a, b in zip(leaves(straight.state), leaves(t.state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert step_lines(tmp_path / "straight") == step_lines(tmp_path / "resumed")
+    return t
 
 
 def test_a_loaded_run_samples_what_the_trained_model_sampled(tmp_path, digits):
