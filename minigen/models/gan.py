@@ -32,7 +32,8 @@ class GAN:
 
     generator: a Layer from (latent,) to data_shape; discriminator: a Layer from the packed
     data shape (pack * data_shape[0], *data_shape[1:]) to one score per packed example.
-    n_classes: 0 here; a ConditionalGAN (minigen.models.cgan) feeds both networks the class too.
+    n_classes: 0 here; a ConditionalGAN (minigen.models.cgan) feeds both networks the class
+    too, so its generator reads (latent + n_classes,) and its D what d_input makes.
     `state` holds the running statistics of any BatchNorm layers (not parameters).
     """
 
