@@ -1,6 +1,6 @@
 """A conditional GAN on MNIST (Mirza & Osindero 2014): ask for a digit, get that digit.
 
-    python demos/cgan_mnist.py                        # 20 epochs, batch 64 (about 3 min on one core)
+    python demos/cgan_mnist.py                        # 40 epochs, batch 64 (about 6 min on one core)
     python demos/cgan_mnist.py --sample --epochs 1    # the packaged sample: a smoke run
 
 The lecture's MLP GAN, 256 units wide, with the one-hot label appended to G's z and to
@@ -12,4 +12,4 @@ Writes runs/cgan/ (or --out): samples/ per epoch, curves.png, samples.png, eval.
 from minigen.demo import model_demo
 
 if __name__ == "__main__":
-    model_demo("cgan", __doc__, epochs=20, batch_size=64)
+    model_demo("cgan", __doc__, epochs=40, batch_size=64)
