@@ -51,7 +51,8 @@ def model_demo(model, doc, epochs, batch_size=128, lr=None, argv=None):
 
 def report(trainable, config, out):
     """curves.png, samples.png and eval.json of a trained run, and the score table on stdout."""
-    records = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "summary" not in r]
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in logged if "summary" not in r]
     viz.save_training_panels(records, out / "curves.png", f"{config['model']}: per-step training metrics")
     viz.save_image_grid(trainable.sample(np.random.default_rng(0), 100), out / "samples.png", trainable.picture_columns)
     (x, _), (x_test, y_test) = cli.load_data("train", config), cli.load_data("test", config)
@@ -62,7 +63,6 @@ def report(trainable, config, out):
           f"{'real digits':14s}{real['fid']:9.2f}{real['is']:9.2f}   (training vs test images; test set)")
     if "label_accuracy" in scores:
         print(f"the classifier agrees with the asked-for label on {100 * scores['label_accuracy']:.1f}% of samples")
-    seconds = sum(r.get("seconds", 0.0) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-                  if "summary" in r)
+    seconds = sum(r.get("seconds", 0.0) for r in logged if "summary" in r)
     (out / "eval.json").write_text(json.dumps({**scores, "real_data": real, "train_seconds": seconds}, indent=2) + "\n")
     print(f"{seconds:.0f} s of training; curves.png, samples.png, eval.json and samples/ in {out}/")
