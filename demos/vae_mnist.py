@@ -6,6 +6,9 @@
     python demos/vae_mnist.py --sample --epochs 1  # the packaged sample: a smoke run
     python demos/vae_mnist.py --hidden 200 200 --activation tanh --latent 50 --batch-size 100 \
         --epochs 100000 --minutes 60 --lr-decay 0.995 --nll-k 5000 --nll-n 0  # one hour, then the NLL
+    # Burda et al. 2016's comparison: the same one CPU-hour budget, the VAE (k=1) and the IWAE (k=5)
+    OMP_NUM_THREADS=1 python demos/vae_mnist.py --hidden 200 200 --activation tanh --latent 50 \
+        --batch-size 100 --epochs 100000 --cpu-minutes 60 --lr-final 1e-4 --nll-k 5000 --nll-n 0 --k 5
 
 Training data are dynamically binarized (each pixel drawn as Bernoulli(intensity)
 every time it is used), the convention under which MNIST likelihoods are compared.
@@ -35,10 +38,16 @@ def parse_args(argv):
     p.add_argument("--hidden", type=int, nargs="+", default=[400], help="hidden widths, e.g. 200 200")
     p.add_argument("--activation", choices=["relu", "tanh"], default="relu")
     p.add_argument("--minutes", type=float, default=None, help="time budget: stop starting epochs after it")
+    p.add_argument("--cpu-minutes", type=float, default=None,
+                   help="the budget in this process's CPU time instead (fair between runs sharing a machine)")
+    p.add_argument("--k", type=int, default=1, help="importance samples in training: 1 the ELBO (VAE), >1 the IWAE")
     p.add_argument("--conv", action="store_true", help="convolutional encoder and decoder")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (beta-VAE)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this after each epoch")
+    p.add_argument("--lr-final", type=float, default=None,
+                   help="with a budget: decay the learning rate exponentially in elapsed time to this value, so "
+                        "runs of different speeds follow the same schedule")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nll-k", type=int, default=1000, help="importance samples for the NLL (5000 in papers)")
@@ -68,19 +77,28 @@ def main(argv=None):
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)
     model = VAE(VAEConfig(latent=args.latent, hidden=tuple(args.hidden), activation=args.activation,
-                          conv=args.conv, beta=args.beta))
+                          conv=args.conv, beta=args.beta, k=args.k))
     params = model.init(rng)
     opt = Adam(params, lr=args.lr)
     step = make_train_step(model, params, opt, rng, binarized=True)
 
+    clock = time.process_time if args.cpu_minutes is not None else time.perf_counter
+    budget = 60 * (args.cpu_minutes if args.cpu_minutes is not None else args.minutes or 0) or None
+    if args.lr_final is not None and budget is None:
+        raise SystemExit("--lr-final needs a budget (--minutes or --cpu-minutes)")
+    start = clock()
+
     def log(epoch, m):
         print(f"epoch {epoch}: train loss {m['loss']:.2f} ({m['seconds']:.1f} s, lr {opt.lr:.2g})", flush=True)
-        opt.lr *= args.lr_decay  # a slowly shrinking step lets a long run settle into a minimum
+        # A slowly shrinking step lets a long run settle into a minimum.
+        if args.lr_final is None:
+            opt.lr *= args.lr_decay
+        else:  # by the budget's elapsed fraction, so a slower model is not left at a larger step
+            opt.lr = args.lr * (args.lr_final / args.lr) ** min(1.0, (clock() - start) / budget)
 
-    start = time.perf_counter()
-    history = train_epochs(step, (x,), args.epochs, rng, args.batch_size, desc="vae", log=log,
-                           max_seconds=None if args.minutes is None else 60 * args.minutes)
-    seconds = time.perf_counter() - start
+    history = train_epochs(step, (x,), args.epochs, rng, args.batch_size, desc="vae" if args.k == 1 else "iwae",
+                           log=log, max_seconds=budget, clock=clock)
+    seconds = clock() - start
 
     scores = vae_test_metrics(model, params, x_test, args.nll_k, args.nll_n)
     neg_elbo, nll, n = scores["test_neg_elbo"], scores["test_nll_iwae"], scores["nll_images"]
@@ -91,7 +109,8 @@ def main(argv=None):
     metrics = {**scores, "train_seconds": seconds, **vars(args), "epochs": len(history)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"test -ELBO {neg_elbo:.2f} nats; IWAE NLL (k={args.nll_k}, {n} images) {nll:.2f} nats; "
-          f"{seconds:.0f} s of training\npictures and weights in {out}/")
+          f"{seconds:.0f} {'CPU ' if args.cpu_minutes is not None else ''}s of training, {len(history)} epochs"
+          f"\npictures and weights in {out}/")
 
 
 if __name__ == "__main__":

@@ -127,12 +127,16 @@ def standard_normal_log_density(z):
 
 
 def diag_gaussian_log_density(z, mu, logvar):
-    """log q(z | x) for q = N(mu, diag e^logvar). z, mu, logvar: (N, D) -> (N,).
+    """log q(z | x) for q = N(mu, diag e^logvar). z: (..., N, D); mu, logvar: (N, D) or
+    shapes that broadcast to z's, e.g. (1, N, D) against K samples (K, N, D) -> (..., N).
 
     With standard_normal_log_density it gives the importance weights
     log p(x, z) - log q(z | x) of the IWAE bound.
     """
-    _check_same_shape("diag_gaussian_log_density", z=z, mu=mu, logvar=logvar)
+    shapes = {name: tuple(onp.shape(a)) for name, a in (("z", z), ("mu", mu), ("logvar", logvar))}
+    if shapes["mu"] != shapes["logvar"] or not _broadcasts_to(shapes["mu"], shapes["z"]):
+        raise ValueError("diag_gaussian_log_density: expected mu and logvar of one shape that broadcasts to z's, "
+                         "got " + ", ".join(f"{name} {shape}" for name, shape in shapes.items()))
     return np.sum(_log_normal(z, mu, logvar), axis=-1)
 
 

@@ -51,7 +51,8 @@ class Position:
     history: list = field(default_factory=list)  # mean metrics of each finished epoch
 
 
-def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None, run=None):
+def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None, run=None,
+                 clock=time.perf_counter):
     """Run `step` over shuffled minibatches of `arrays` for `epochs` passes.
 
     arrays: tuple of arrays sharing their first axis, e.g. (x, y).
@@ -59,16 +60,18 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
     log: optional callable(epoch, metrics) called at the end of each epoch.
     max_seconds: optional time budget; an epoch starts only if, judging by the
         last one's duration, it will end within the budget.
+    clock: what the budget counts: wall seconds (time.perf_counter, the default) or
+        this process's CPU seconds (time.process_time), which a busy machine does not shrink.
     run: optional Run, to log, draw, checkpoint, and resume from its checkpoint.
     Returns one dict of mean metrics per epoch.
     """
     pos = run.resume_position() if run is not None else Position()
     n_batches = -(-len(arrays[0]) // batch_size)
-    began = time.perf_counter()
+    began = epoch_began = clock()
+    last = 0.0  # the last whole epoch's duration on `clock`
     with _deferred_interrupt() as interrupted:
         while pos.epoch <= epochs:
-            last = pos.history[-1]["seconds"] if pos.history else 0.0
-            if pos.batch == 0 and max_seconds is not None and time.perf_counter() - began + last > max_seconds:
+            if pos.batch == 0 and max_seconds is not None and clock() - began + last > max_seconds:
                 break
             if pos.batch == 0:  # a fresh epoch: a new order, new sums
                 pos.order, pos.totals, pos.seen = rng.permutation(len(arrays[0])), {}, 0
@@ -91,6 +94,7 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                     _stop_on_interrupt(pos, run)
             means = {k: v / pos.seen for k, v in pos.totals.items()}
             means["seconds"] = time.perf_counter() - start
+            last, epoch_began = clock() - epoch_began, clock()
             pos.history.append(means)
             pos.epoch, pos.batch = pos.epoch + 1, 0
             if run is not None:

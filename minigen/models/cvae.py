@@ -69,8 +69,12 @@ class CVAE:
         """ELBO per example (N,), a lower bound on log p(x|y) in nats. eps: (N, latent)."""
         return self.given(y).elbo(params, x, eps)
 
+    def noise_shape(self, n):
+        """The shape of eps for one training step on n examples (see VAE.noise_shape)."""
+        return self.vae.noise_shape(n)
+
     def loss(self, params, x, y, eps):
-        """Mean of -log p(x|z,y) + beta * KL over the batch: what training minimises."""
+        """Mean of -log p(x|z,y) + beta * KL over the batch (the IWAE bound when cfg.k > 1)."""
         return self.given(y).loss(params, x, eps)
 
     def iwae_log_weights(self, params, x, y, eps):

@@ -6,6 +6,9 @@
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I))  <=  log p(x)
     loss    = mean over the batch of -E_q[log p(x|z)] + beta * KL     (beta = 1: the VAE)
 
+With k > 1 the same networks train on the importance-weighted bound instead
+(the IWAE, Burda et al. 2016): loss = -mean log (1/k Σ_j p(x, z_j) / q(z_j|x)).
+
 The MLP default is 784-400-20 with ReLU, the model of pytorch/examples' VAE,
 so results can be compared with it (benchmarks/twins.py holds its torch twin).
 """
@@ -28,6 +31,7 @@ class VAEConfig:
     activation: str = "relu"  # or "tanh" (Burda et al. 2016's VAE: 200-200 tanh, 50 latent)
     conv: bool = False  # a convolutional encoder/decoder instead of the MLP
     beta: float = 1.0
+    k: int = 1  # importance samples in the training objective: 1 is the ELBO, k > 1 the IWAE bound
     image_shape: tuple = (1, 28, 28)
 
 
@@ -71,6 +75,11 @@ class VAE:
     """The two networks and the formulas that join them. params = {"encoder": ..., "decoder": ...}."""
 
     def __init__(self, cfg=VAEConfig()):
+        if int(cfg.k) != cfg.k or cfg.k < 1:
+            raise ValueError(f"VAEConfig.k (importance samples) must be a positive integer, got {cfg.k!r}")
+        if cfg.k > 1 and cfg.beta != 1:
+            # The IWAE bound has no KL term to weight: β would have nothing to act on.
+            raise ValueError(f"beta={cfg.beta} with k={cfg.k}: the IWAE bound has no separate KL term; use k=1")
         self.cfg = cfg
         self.encoder = conv_encoder(cfg) if cfg.conv else mlp_encoder(cfg)
         self.decoder = conv_decoder(cfg) if cfg.conv else mlp_decoder(cfg)
@@ -99,8 +108,14 @@ class VAE:
         """ELBO per example (N,), a lower bound on log p(x) in nats."""
         return losses.elbo(*self.elbo_terms(params, x, eps))
 
+    def noise_shape(self, n):
+        """The shape of eps for one training step on n examples: (n, latent), or (k, n, latent) for the IWAE."""
+        return (n, self.cfg.latent) if self.cfg.k == 1 else (self.cfg.k, n, self.cfg.latent)
+
     def loss(self, params, x, eps):
-        """The β-VAE objective: mean of -log p(x|z) + beta * KL."""
+        """The β-VAE objective, mean of -log p(x|z) + beta * KL; with eps (k, N, latent), -mean IWAE bound."""
+        if onp.ndim(eps) == 3:
+            return -np.mean(losses.iwae_bound(self.iwae_log_weights(params, x, eps)))
         return losses.beta_vae_loss(*self.elbo_terms(params, x, eps), beta=self.cfg.beta)
 
     def iwae_log_weights(self, params, x, eps):
@@ -111,11 +126,11 @@ class VAE:
         logits = self.decode(params, np.reshape(z, (k * n, -1)))
         x_k = onp.broadcast_to(x[None], (k, *x.shape)).reshape(k * n, *x.shape[1:])
         log_px_z = np.reshape(losses.bernoulli_log_likelihood(x_k, logits), (k, n))
-        z_flat, mu_k = np.reshape(z, (k * n, -1)), np.reshape(np.broadcast_to(mu, z.shape), (k * n, -1))
-        logvar_k = np.reshape(np.broadcast_to(logvar, z.shape), (k * n, -1))
-        log_pz = losses.standard_normal_log_density(z_flat)
-        log_qz = losses.diag_gaussian_log_density(z_flat, mu_k, logvar_k)
-        return log_px_z + np.reshape(log_pz - log_qz, (k, n))
+        # mu[None] broadcasts against z by arithmetic, which autograd differentiates
+        # (its VJP of np.broadcast_to cannot add leading axes, so that would not train).
+        log_pz = losses.standard_normal_log_density(z)  # (K, N)
+        log_qz = losses.diag_gaussian_log_density(z, mu[None], logvar[None])  # (K, N)
+        return log_px_z + log_pz - log_qz
 
     def decode_mean(self, params, z):
         """E[x|z] = sigmoid(logits): the image the decoder draws for z, (N, 1, 28, 28) in [0, 1]."""
@@ -140,7 +155,7 @@ def make_train_step(model, params, opt, rng, binarized=True):
 
     def step(batch):
         x = binarize(rng, batch[0]) if binarized else batch[0]
-        eps = rng.standard_normal((len(x), model.cfg.latent), dtype=onp.float32)
+        eps = rng.standard_normal(model.noise_shape(len(x)), dtype=onp.float32)
         value, grads = loss_and_grad(params, x, *batch[1:], eps)
         loss = check_finite("loss", value)  # the NaN guard: nothing non-finite reaches the weights
         return {"loss": loss, "grad_norm": apply_gradients(opt, grads, type(model).__name__)}
@@ -153,6 +168,8 @@ def make_train_step(model, params, opt, rng, binarized=True):
 VARIANTS = {
     "vae": "MLP VAE 784-400-20, ReLU (Kingma & Welling 2014); --set beta=4 makes it a beta-VAE",
     "conv-vae": "convolutional VAE: 2 stride-2 convs down, 2 transposed convs up",
+    "iwae": "importance-weighted autoencoder (Burda et al. 2016): the MLP VAE trained on the k-sample "
+            "bound, --set k=5 (default) or k=50",
 }
 
 
@@ -176,5 +193,5 @@ def evaluate(model, params, x_test):
 
 def build(name, options, rng, lr=None):
     """The Trainable for `minigen train NAME --set key=value ...` (name in VARIANTS)."""
-    cfg = configure(VAEConfig(conv=name == "conv-vae"), options)
+    cfg = configure(VAEConfig(conv=name == "conv-vae", k=5 if name == "iwae" else 1), options)
     return trainable(cfg, rng, 1e-3 if lr is None else lr)
