@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from autograd import grad
+from autograd.tracer import getval
 from test_train import assert_resumes_bit_for_bit, step_lines
 
 from minigen.autodiff import value_and_grad
@@ -207,3 +208,46 @@ def test_a_resumed_run_matches_one_straight_through_across_a_growth(tmp_path, di
     t = assert_resumes_bit_for_bit(tmp_path, "progressive", options, digits, epochs=4, batch_size=4, stop_at=3)
     lines = step_lines(tmp_path / "resumed")
     assert '"alpha": 0.25, "resolution": 14.0' in lines[5] and int(t.state["schedule"]["images"]) == 32
+
+
+def pool(x, f):
+    """Mean over f x f blocks, written out here for the test: (N, C, H, W) -> (N, C, H/f, W/f)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // f, f, w // f, f).mean(axis=(3, 5))
+
+
+def test_mid_fade_d_reads_fakes_as_g_drew_them_and_reals_blended_once(digits):
+    """Karras et al.'s released code blends reals between resolutions (train.py, process_reals) and feeds
+    fakes as G made them, already a blend of G's two toRGB paths. Spy on what the new level's fromRGB
+    reads during a training step at α = 0.3: for fakes G's 14 x 14 image itself, for reals the blend."""
+    gan = ProgressiveGAN(**TINY, phase_images=10)
+    t = trainable(gan, gan_family.RECIPES["gan"], np.random.default_rng(3))
+    gan.advance(13)  # phase 1 (the 14 x 14 fade), 3 images into 10
+    assert gan.progress() == (1, 0.3)
+    reads, made = [], []
+    layer, generate = gan.from_rgb[1], gan.generate
+    gan.from_rgb[1] = layer.__class__(layer.name, layer.init,
+                                      lambda p, x, **kw: reads.append(getval(x)) or layer.apply(p, x, **kw))
+    gan.generate = lambda *args, **kw: made.append(getval(generate(*args, **kw))) or made[-1]
+    t.step((digits,))
+    real_read, fake_read = reads[0], reads[1]  # the critic objective scores reals first, then fakes
+    x14 = pool(digits.astype(np.float64), 2)
+    x7_up = np.repeat(np.repeat(pool(x14, 2), 2, axis=2), 2, axis=3)
+    np.testing.assert_allclose(real_read, 0.7 * x7_up + 0.3 * x14, rtol=1e-5, atol=1e-6)
+    fake14 = made[0][:, :, ::2, ::2]  # G's blended image at 14 x 14 (upsampled by 2 to 28 x 28)
+    np.testing.assert_allclose(fake_read, fake14, rtol=1e-6, atol=1e-7)  # unchanged: no second blend
+    assert not np.allclose(fake14, 0.7 * np.repeat(np.repeat(pool(fake14, 2), 2, 2), 2, 3) + 0.3 * fake14,
+                           atol=1e-3)  # (a second blend would be visible)
+
+
+def test_mid_fade_d_blends_its_two_input_paths(tiny, rng):
+    """score_at's features entering the old blocks: (1 - α)·fromRGB_old(avgpool x) + α·block_new(fromRGB_new x)."""
+    gan, params = tiny
+    d = params["discriminator"]
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    old = gan.from_rgb[1].apply(d["from_rgb"][1], pool(x, 2))  # level 2's old path reads 14 x 14
+    new = gan.d_blocks[2].apply(d["blocks"][2], gan.from_rgb[2].apply(d["from_rgb"][2], x))
+    h = 0.7 * old + 0.3 * new
+    for k in (1, 0):
+        h = gan.d_blocks[k].apply(d["blocks"][k], h)
+    np.testing.assert_allclose(gan.score_at(d, x, 2, 0.3), h, rtol=1e-4, atol=1e-5)

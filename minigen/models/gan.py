@@ -86,6 +86,11 @@ class GAN:
         """What D reads: the examples, packed. (A ConditionalGAN also appends the labels.)"""
         return self.pack(x)
 
+    def process_reals(self, x):
+        """Real examples as D should see them; unchanged here. (A ProgressiveGAN blends them between
+        resolutions during a fade, as Karras et al.'s `process_reals` does.) make_gan_step calls it."""
+        return x
+
     def score(self, d_params, x, y=None, train=False):
         """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
         return self.discriminator.apply(d_params, self.d_input(x, y), train=train, state=self.state["discriminator"])
@@ -174,6 +179,7 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     generator_value_and_grad = value_and_grad(generator_objective)
 
     def critic_step(real, y):
+        real = gan.process_reals(real)
         fake = gan.generate(g_params, gan.sample_latent(rng, len(real)), y, train=True)  # G held fixed here
         eps = rng.random(len(real) // gan.pack_size, dtype=onp.float32)  # one ε per packed input
         value, grads = critic_value_and_grad(d_params, real, fake, y, eps)

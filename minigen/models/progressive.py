@@ -21,10 +21,14 @@ The count lives in `gan.state`, so a checkpoint keeps it and a resumed run carri
 G and D always exchange 28 x 28 images: G's output is upsampled (nearest neighbour)
 to 28 x 28 and D average-pools its input down to its current resolution, so the
 GAN machinery (make_gan_step, sampling, `minigen sample/eval`, FID) works unchanged.
-During a fade D's new path reads (1 - α)·upsample(avgpool(x)) + α·x, the blend
-between resolutions that their released code applies to real images (`process_reals`). D cannot tell
-real from fake inputs, so fakes get it too: one fixed map applied to both sides
-of the comparison, invertible for α > 0, so G's target is unchanged.
+During a fade the real images are blended between resolutions before D sees them,
+
+    real = (1 - α)·upsample(avgpool(x)) + α·x     (at the new resolution),
+
+as their released code does to reals only (train.py's `process_reals`; here
+`ProgressiveGAN.process_reals`, which make_gan_step calls). Fakes are not blended
+again: G's output is already the fade between its two toRGB paths, so D compares
+a blended real with a blended fake, each blended once.
 
     G: z -> Dense c0·7·7, LReLU -> (c0, 7, 7) -> Conv 3x3 c0, LReLU
          -> [upsample x2 -> Conv 3x3 c_k, LReLU] per grown level -> (c_k, 7·2^k, 7·2^k)
@@ -251,20 +255,36 @@ class ProgressiveGAN(GAN):
         image = ops.sigmoid(self.image_logits(g_params, z, level, alpha, train))
         return upsample(image, IMAGE_SHAPE[1] // self.resolution(level))
 
+    def process_reals(self, x):
+        """Real images as D should see them at the schedule's (level, α): blend_reals. (N, 1, 28, 28)."""
+        return self.blend_reals(x, *self.progress())
+
+    def blend_reals(self, x, level, alpha):
+        """(1 - α)·upsample(avgpool(x)) + α·x, the previous resolution faded into this one, as Karras
+        et al.'s `process_reals` does to reals (not fakes: G blends its own output). x itself at α = 1.
+        x: (N, 1, 28, 28) -> (N, 1, 28, 28); D pools the result down to its current resolution."""
+        self._check_progress(level, alpha)
+        if alpha == 1:
+            return x
+        coarse = IMAGE_SHAPE[1] // self.resolution(level - 1)  # the previous level's pixel size
+        return fade(upsample(avgpool(x, coarse), coarse), x, alpha)
+
     def score_at(self, d_params, x, level, alpha, train=False):
-        """D's logit at a given level and α: (N, 1, 28, 28) -> (N, 1)."""
+        """D's logit at a given level and α: (N, 1, 28, 28) -> (N, 1). During a fade D blends its two
+        input paths, (1 - α)·fromRGB_old(avgpool(x)) + α·block_new(fromRGB_new(x)) (networks.py of
+        Karras et al.'s code); x is read as given: reals come blended by process_reals, fakes by G."""
         self._check_progress(level, alpha)
         here = IMAGE_SHAPE[1] // self.resolution(level)
         x_here = avgpool(x, here)
         if level == 0:
             h = self.from_rgb[0].apply(d_params["from_rgb"][0], x_here)
         else:
-            x_below = avgpool(x, 2 * here)  # also avgpool(blended) below: the old path reads the same either way
-            old = self.from_rgb[level - 1].apply(d_params["from_rgb"][level - 1], x_below) if alpha < 1 else None
+            old = None
+            if alpha < 1:
+                old = self.from_rgb[level - 1].apply(d_params["from_rgb"][level - 1], avgpool(x, 2 * here))
             new = None
             if alpha > 0:
-                blended = fade(upsample(x_below, 2), x_here, alpha)  # the blend of resolutions of Karras et al.'s code
-                features = self.from_rgb[level].apply(d_params["from_rgb"][level], blended)
+                features = self.from_rgb[level].apply(d_params["from_rgb"][level], x_here)
                 new = self.d_blocks[level].apply(d_params["blocks"][level], features, train=train)
             h = fade(old, new, alpha)
         for k in reversed(range(max(level, 1))):  # the older blocks, down to the base's score
