@@ -169,6 +169,33 @@ def _update_running_stats(state, mean, var, count, momentum):
     state["var"] = ((1 - momentum) * old_var + momentum * var).astype(onp.float32)
 
 
+def LayerNorm(eps=1e-5):
+    """Layer normalisation (Ba, Kiros & Hinton 2016): each example normalised by its own mean and
+    (biased) variance over all its features, (C,) or (C, H, W), then a learned gain and bias per
+    channel, as in the WGAN-GP critic of Gulrajani et al. 2017 (whose penalty forbids batch norm).
+    No batch statistics, so train and eval mode agree and examples never mix.
+    x: (N, C) or (N, C, H, W) -> the same shape; params: gamma, beta of shape (C,).
+    """
+    name = f"LayerNorm(eps={eps})"
+
+    def init(rng, input_shape):
+        c = input_shape[0]
+        return tuple(input_shape), {"gamma": onp.ones(c, onp.float32), "beta": onp.zeros(c, onp.float32)}
+
+    def apply(params, x, **_):
+        c = params["gamma"].shape[0]
+        if onp.ndim(x) not in (2, 4) or onp.shape(x)[1] != c:
+            raise _shape_error(name, (c,) if onp.ndim(x) == 2 else (c, "H", "W"), x)
+        axes = tuple(range(1, onp.ndim(x)))  # every feature of one example
+        bshape = (1, c) + (1,) * (onp.ndim(x) - 2)
+        mean = np.mean(x, axis=axes, keepdims=True)
+        centred = x - mean
+        x_hat = centred / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + eps)
+        return x_hat * np.reshape(params["gamma"], bshape) + np.reshape(params["beta"], bshape)
+
+    return Layer(name, init, apply, ("LayerNorm", {"eps": eps}))
+
+
 def Dropout(rate):
     """Zero each input with probability `rate` in train mode, scaling the rest by
     1/(1-rate) so the expected activation is unchanged; the identity in eval mode."""

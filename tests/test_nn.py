@@ -35,6 +35,11 @@ LAYER_CASES = {
         x, None, None, p["gamma"], p["beta"], training=True)),
     "batchnorm_conv": (nn.BatchNorm, (3, 4, 4), lambda x, p: torch.nn.functional.batch_norm(
         x, None, None, p["gamma"], p["beta"], training=True)),
+    # torch's layer_norm has one weight per feature; WGAN-GP's (and ours) one per channel, so scale after it
+    "layernorm_dense": (nn.LayerNorm, (5,), lambda x, p: torch.nn.functional.layer_norm(
+        x, (5,), eps=1e-5) * p["gamma"] + p["beta"]),
+    "layernorm_conv": (nn.LayerNorm, (3, 4, 4), lambda x, p: torch.nn.functional.layer_norm(
+        x, (3, 4, 4), eps=1e-5) * p["gamma"][:, None, None] + p["beta"][:, None, None]),
 }
 
 
@@ -202,3 +207,14 @@ def test_a_whole_training_step_of_a_conv_net_stays_float32():
     assert np.asarray(value).dtype == np.float32
     for array in leaves(params) + leaves(grads) + leaves(opt.state) + leaves(state):
         assert array.dtype == np.float32, array.shape
+
+
+def test_layernorm_normalises_each_example_alone_the_same_in_train_and_eval(rng):
+    layer = nn.LayerNorm()
+    _, params = layer.init(rng, (3, 4, 4))
+    x = rng.standard_normal((5, 3, 4, 4)).astype(np.float32) * np.arange(1, 6, dtype=np.float32)[:, None, None, None]
+    y = layer.apply(params, x, train=True)
+    np.testing.assert_allclose(y.reshape(5, -1).mean(axis=1), 0, atol=1e-6)
+    np.testing.assert_allclose(y.reshape(5, -1).var(axis=1), 1, rtol=1e-4)
+    np.testing.assert_array_equal(layer.apply(params, x[2:3], train=True), y[2:3])  # the batch does not matter
+    np.testing.assert_array_equal(layer.apply(params, x, train=False), y)
