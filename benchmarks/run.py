@@ -168,7 +168,7 @@ def dcgan_step(rng):
 
 def wgan_gp_critic_step(rng):
     """One WGAN-GP critic step on DCGAN's conv critic (no batch norm): the penalty's double backprop."""
-    gan = dcgan(critic_batch_norm=False)
+    gan = dcgan(critic_norm="none")
     params = gan.init(rng)
     real, batch = rng.random((64, *gan.data_shape), dtype=np.float32), 64
     z, eps = gan.sample_latent(rng, batch), rng.random(batch, dtype=np.float32)

@@ -278,6 +278,60 @@ def test_gradient_penalty_step_logs_the_penalty_and_keeps_float32(rng):
         assert array.dtype == np.float32
 
 
+def doubled_in_train_mode():
+    """A critic layer that is x in eval mode and 2x in train mode (as dropout differs between modes)."""
+    return nn.Layer("Doubled()", lambda rng, shape: (tuple(shape), {}),
+                    lambda p, x, train=False, **_: 2 * x if train else x)
+
+
+def test_the_penalty_differentiates_the_critic_the_loss_trains(rng):
+    """D(x) = 2·w·x in train mode (the loss's), w·x in eval mode: the penalty's slope must be 2‖w‖,
+    so the logged penalty is λ(2‖w‖ - 1)², a closed form. (The old step took eval mode: λ(‖w‖ - 1)².)"""
+    d = nn.Sequential(nn.Dense(1), doubled_in_train_mode())
+    gan = GAN(nn.Sequential(nn.Dense(2)), d, 2, (2,))
+    params = gan.init(rng)
+    w = params["discriminator"][0]["W"].astype(np.float64).ravel()
+    step = make_gan_step(gan, params, SGD(params["generator"]), SGD(params["discriminator"]), rng,
+                         losses.wgan_critic_loss, losses.wgan_generator_loss, gp_weight=10.0, logits=False)
+    logged = step((ring(rng, 6).x,))["gp"]
+    assert logged == pytest.approx(10 * (2 * np.linalg.norm(w) - 1) ** 2, rel=1e-5)
+
+
+def test_penalty_input_gradient_is_that_of_the_loss_critic_with_layer_norm(rng, monkeypatch):
+    from minigen.models.dcgan import dcgan
+    gan = dcgan(latent=4, width=2, critic_norm="layer")
+    params = gan.init(rng)
+    seen = []
+    original = losses.gradient_penalty
+    monkeypatch.setattr(losses, "gradient_penalty", lambda *args, **kw: seen.append(args) or original(*args, **kw))
+    d_before = [{k: v.copy() for k, v in p.items()} for p in params["discriminator"]]
+    step = make_gan_step(gan, params, SGD(params["generator"]), SGD(params["discriminator"]), rng,
+                         losses.wgan_critic_loss, losses.wgan_generator_loss, gp_weight=10.0, logits=False)
+    logged = step((rng.random((4, 1, 28, 28), dtype=np.float32),))["gp"]
+    critic, _, real, fake, eps, _ = seen[0]
+    x_hat = eps[:, None, None, None] * real + (1 - eps[:, None, None, None]) * fake
+    used = grad(lambda x: anp.sum(critic(d_before, x)))(x_hat)
+    trained = grad(lambda x: anp.sum(gan.score(d_before, x, train=True)))(x_hat)  # what d_loss scores
+    np.testing.assert_allclose(used, trained, rtol=1e-6, atol=1e-9)
+    norms = np.sqrt((trained.astype(np.float64) ** 2).reshape(4, -1).sum(axis=1))
+    assert logged == pytest.approx(10 * np.mean((norms - 1) ** 2), rel=1e-4)
+
+
+def test_a_batch_norm_critic_is_refused_under_a_gradient_penalty(rng):
+    from minigen import models
+    from minigen.models.dcgan import dcgan
+    gan = dcgan(latent=4, width=2)  # the paper's DCGAN critic, with batch norm
+    params = gan.init(rng)
+    with pytest.raises(ValueError, match=r"without batch norm: the penalty is on each example's own gradient.*"
+                                         r"Gulrajani et al. 2017.*norm=layer"):
+        RECIPES["wgan-gp"].train_step(gan, params, rng)
+    with pytest.raises(ValueError, match="without batch norm"):
+        models.build("dcgan", {"width": "2", "latent": "4", "loss": "wgan-gp"}, rng)
+    for norm in ("layer", "none"):
+        models.build("dcgan", {"width": "2", "latent": "4", "loss": "wgan-gp", "norm": norm}, rng)
+    RECIPES["wgan"].train_step(gan, params, rng)  # weight clipping has no per-example penalty: allowed
+
+
 def test_packing_puts_m_samples_side_by_side(rng):
     gan = toy_gan(hidden=8, depth=1, pack=3)
     x = np.arange(12, dtype=np.float32).reshape(6, 2)

@@ -13,6 +13,10 @@ minigen's images lie in [0, 1] (the paper's tanh fits data scaled to [-1, 1]).
                    -> Conv 2w, 4x4 stride 2, BN, LeakyReLU -> (2w, 7, 7)
                    -> Dense 1 (a logit)
 With w = 64 these are the layer sizes that benchmarks/conv_speed.py times.
+
+D's batch norm can be swapped (`--set norm=layer|none|batch`): a critic trained with
+WGAN-GP's gradient penalty must not use batch norm (Gulrajani et al. 2017, §4), and
+`--set loss=wgan-gp` refuses it; they use layer norm instead, as `norm=layer` does.
 """
 from dataclasses import dataclass
 
@@ -22,15 +26,20 @@ from minigen.models import gan as gan_family
 from minigen.models.gan import GAN
 from minigen.models.trainable import configure
 
+CRITIC_NORMS = {"batch": nn.BatchNorm, "layer": nn.LayerNorm, "none": None}
 
-def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_batch_norm=True):
+
+def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch"):
     """The DCGAN generator and discriminator as a GAN (see the module docstring).
 
-    critic_batch_norm=False drops D's batch norm, as WGAN-GP requires: its penalty
-    is on each example's own gradient, which batch statistics would mix.
+    critic_norm: D's normalisation after its second convolution, "batch" (the paper's),
+    "layer" or "none" (for WGAN-GP, whose penalty is on each example's own gradient,
+    which batch statistics would mix).
     """
+    if critic_norm not in CRITIC_NORMS:
+        raise ValueError(f"critic_norm must be one of {', '.join(CRITIC_NORMS)}, got {critic_norm!r}")
     w, channels = width, image_shape[0]
-    critic_norm = [nn.BatchNorm()] if critic_batch_norm else []
+    critic_norm = [CRITIC_NORMS[critic_norm]()] if CRITIC_NORMS[critic_norm] else []
     generator = nn.Sequential(
         nn.Dense(2 * w * 7 * 7, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(), nn.Reshape((2 * w, 7, 7)),
         nn.ConvTranspose2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(),
@@ -49,9 +58,14 @@ VARIANTS = {"dcgan": "DCGAN (conv, batch norm, N(0, 0.02) init), non-saturating 
 class DCGANConfig:
     latent: int = 100
     width: int = 64
+    norm: str = "batch"  # D's normalisation: batch, layer or none
+    loss: str = "gan"  # a recipe of minigen.models.gan.RECIPES, e.g. wgan-gp (then norm=layer or none)
 
 
 def build(name, options, rng, lr=None):
     """The Trainable for `minigen train dcgan`."""
     cfg = configure(DCGANConfig(), options)
-    return gan_family.trainable(dcgan(cfg.latent, cfg.width), gan_family.RECIPES["gan"], rng, lr)
+    if cfg.loss not in gan_family.RECIPES:
+        raise ValueError(f"loss must be one of {', '.join(gan_family.RECIPES)}, got {cfg.loss!r}")
+    return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm), gan_family.RECIPES[cfg.loss],
+                                rng, lr)

@@ -91,9 +91,13 @@ class GAN:
         resolutions during a fade, as Karras et al.'s `process_reals` does.) make_gan_step calls it."""
         return x
 
+    def critic(self, d_params, d_in, train=False):
+        """D on inputs already made by d_input: (M, *d_input_shape()) -> (M, 1)."""
+        return self.discriminator.apply(d_params, d_in, train=train, state=self.state["discriminator"])
+
     def score(self, d_params, x, y=None, train=False):
         """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
-        return self.discriminator.apply(d_params, self.d_input(x, y), train=train, state=self.state["discriminator"])
+        return self.critic(d_params, self.d_input(x, y), train)
 
     def sample(self, params, rng, n, y=None):
         """n fakes G(z), z ~ N(0, I): (n, *data_shape). y: (n,) labels for a ConditionalGAN."""
@@ -136,6 +140,24 @@ def clip_weights(params, c):
         onp.clip(p, -c, c, out=p)
 
 
+def has_batch_norm(layer):
+    """Whether a Layer holds a BatchNorm, at any depth of Sequential nesting (read from its spec)."""
+    kind, settings = (layer.spec or (None, {}))
+    return kind == "BatchNorm" or any(has_batch_norm(sub) for sub in settings.get("layers", ()))
+
+
+def check_penalty_critic(gan):
+    """Refuse a critic with batch norm under a gradient penalty (Gulrajani et al. 2017, §4, "No critic
+    batch normalization"): the penalty asks each example's own gradient ∇_x D(x) to have norm 1, but
+    with batch statistics each score depends on the whole batch, so there is no per-example gradient
+    to penalise (and in eval mode the penalty would differentiate another function than the loss)."""
+    if has_batch_norm(gan.discriminator):
+        raise ValueError("a gradient penalty needs a critic without batch norm: the penalty is on each "
+                         "example's own gradient, and batch norm makes every score depend on the whole "
+                         "batch (Gulrajani et al. 2017, §4). Use layer norm (nn.LayerNorm; DCGAN: "
+                         "--set norm=layer) or no normalisation (--set norm=none)")
+
+
 def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_loss,
                   g_loss=losses.generator_loss_nonsaturating, n_critic=1, clip=None, gp_weight=0.0, logits=True):
     """step(batch) -> metrics: one generator iteration of alternating training.
@@ -157,17 +179,22 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
         raise ValueError(f"n_critic must be a positive int, got {n_critic!r}")
     if clip is not None and clip <= 0:
         raise ValueError(f"clip must be positive (weights are clipped to [-clip, clip]), got {clip}")
+    if gp_weight:
+        check_penalty_critic(gan)
     g_params, d_params = params["generator"], params["discriminator"]
     show = ops.sigmoid if logits else (lambda s: s)
     seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
 
+    def critic(d_params, d_in):
+        return gan.critic(d_params, d_in, train=True)
+
     def critic_objective(d_params, real, fake, y, eps):
-        real_scores, fake_scores = gan.score(d_params, real, y, train=True), gan.score(d_params, fake, y, train=True)
+        real_in, fake_in = gan.d_input(real, y), gan.d_input(fake, y)
+        real_scores, fake_scores = critic(d_params, real_in), critic(d_params, fake_in)
         seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
         loss = d_loss(real_scores, fake_scores)
-        if gp_weight:
-            penalty = losses.gradient_penalty(gan.discriminator.apply, d_params, gan.d_input(real, y),
-                                              gan.d_input(fake, y), eps, gp_weight)
+        if gp_weight:  # the penalty differentiates the very function the loss scores with
+            penalty = losses.gradient_penalty(critic, d_params, real_in, fake_in, eps, gp_weight)
             seen["gp"] = float(getval(penalty))
             loss = loss + penalty
         return loss
