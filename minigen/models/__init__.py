@@ -10,6 +10,7 @@ import importlib
 MODELS = {
     "vae": "minigen.models.vae",
     "conv-vae": "minigen.models.vae",
+    "iwae": "minigen.models.vae",
     "cvae": "minigen.models.cvae",
     "gan": "minigen.models.gan",
     "gan-minimax": "minigen.models.gan",
