@@ -36,6 +36,52 @@ def test_frechet_distance_is_zero_for_one_set_and_symmetric_and_rotation_invaria
     assert metrics.frechet_distance(a @ q, b @ q) == pytest.approx(metrics.frechet_distance(a, b), rel=1e-9)
 
 
+def random_covariance(rng, d):
+    """A random symmetric positive-definite d x d matrix with eigenvalues in [0.3, 3] and random axes."""
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return (q * rng.uniform(0.3, 3, d)) @ q.T
+
+
+def reference_frechet(mu_a, cov_a, mu_b, cov_b):
+    """Float64 reference, written here: Tr((Σa Σb)^½) = Σ √λ over the eigenvalues λ of √Σa Σb √Σa,
+    with √Σa from Σa's eigen-decomposition."""
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = vectors @ np.diag(np.sqrt(values)) @ vectors.T
+    cross = np.sum(np.sqrt(np.linalg.eigvalsh(root_a @ cov_b @ root_a)))
+    return np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+
+
+@given(st.integers(0, 2**16), st.integers(2, 5))
+def test_frechet_distance_of_non_commuting_covariances_matches_an_eigen_decomposition(seed, d):
+    """Σa Σb ≠ Σb Σa, so Tr(√Σa √Σb) (right only when they commute) would be off; the reference is not."""
+    rng = np.random.default_rng(seed)
+    mu_a, mu_b = rng.normal(size=d), rng.normal(size=d)
+    cov_a, cov_b = random_covariance(rng, d), random_covariance(rng, d)
+    a, b = gaussian(rng, 400, mu_a, cov_a), gaussian(rng, 300, mu_b, cov_b)
+    expected = reference_frechet(mu_a, cov_a, mu_b, cov_b)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert not np.allclose(cov_a @ cov_b, cov_b @ cov_a, atol=1e-3)
+
+
+def test_frechet_distance_of_two_non_commuting_2x2_covariances_has_a_closed_form():
+    """For 2 x 2 M with non-negative eigenvalues, Tr(√M) = √(Tr M + 2 √det M) (both √λ summed and squared),
+    with M = Σa Σb. Here Σa = diag(9, 1/4) and Σb has axes at 45°: they do not commute, and the commuting
+    shortcut Tr(√Σa √Σb) = 4.375 is 0.38 below the truth, Tr((Σa Σb)^½) = 4.760."""
+    cov_a = np.diag([9.0, 0.25])
+    cov_b = np.array([[2.125, 1.875], [1.875, 2.125]])  # eigenvalues 4 and 1/4 along (1, 1) and (1, -1)
+    assert not np.allclose(cov_a @ cov_b, cov_b @ cov_a)
+    m = cov_a @ cov_b
+    cross = np.sqrt(np.trace(m) + 2 * np.sqrt(np.linalg.det(m)))
+    expected = np.trace(cov_a) + np.trace(cov_b) - 2 * cross + 1.0  # means (0, 0) and (1, 0)
+    values, vectors = np.linalg.eigh(cov_b)
+    shortcut = np.trace(np.sqrt(cov_a) @ (vectors * np.sqrt(values)) @ vectors.T)
+    assert cross - shortcut > 0.3
+    rng = np.random.default_rng(0)
+    a, b = gaussian(rng, 500, np.zeros(2), cov_a), gaussian(rng, 500, np.array([1.0, 0.0]), cov_b)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert metrics.frechet_distance(b, a) == pytest.approx(expected, rel=1e-9)
+
+
 def test_inception_score_bounds():
     confident = np.eye(10)[np.arange(1000) % 10]
     assert metrics.inception_score(confident) == pytest.approx(10, rel=1e-6)
