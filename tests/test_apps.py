@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_vae import log_mean_exp_bound, numpy_log_weights
 
 from minigen import apps
 from minigen.data import load_mnist_sample
-from minigen.metrics import auroc, average_ranks, iwae_nll, missing_pixel_bce, missing_pixel_mse
+from minigen.metrics import auroc, average_ranks, missing_pixel_bce, missing_pixel_mse
 from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
 from minigen.optim import Adam
 from minigen.train import train_epochs
@@ -96,12 +97,16 @@ def test_anomaly_scores_k1_is_minus_the_elbo_with_the_same_noise(trained, digits
     np.testing.assert_allclose(scores, -model.elbo(params, x, eps), rtol=1e-5)
 
 
-def test_anomaly_scores_k_gt_1_is_the_iwae_nll_and_lower_on_average(trained, digits):
+def test_anomaly_scores_k_gt_1_is_minus_the_iwae_bound_and_lower_on_average(trained, digits):
+    """Against -log (1/k Σ w) with the log weights assembled in numpy (test_vae.numpy_log_weights) from
+    the same noise: 50 images fit one pass, so the k=20 draws are one (20, 50, latent) float32 array."""
     model, params = trained
     x = binarize(np.random.default_rng(1), digits[:50])
     scores = apps.anomaly_scores(model, params, x, np.random.default_rng(5), k=20)
     assert scores.shape == (50,) and scores.dtype == np.float32
-    np.testing.assert_allclose(scores, iwae_nll(model, params, x, 20, np.random.default_rng(5)), rtol=1e-6)
+    eps = np.random.default_rng(5).standard_normal((20, 50, model.cfg.latent), dtype=np.float32)
+    expected = -log_mean_exp_bound(numpy_log_weights(model, params, x, eps.astype(np.float64)))
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
     # The IWAE bound is tighter: on average it sits below -ELBO (by far more than the noise of 50 images).
     assert scores.mean() < apps.anomaly_scores(model, params, x, np.random.default_rng(6), k=1).mean()
 
@@ -198,10 +203,17 @@ def test_missing_pixel_errors_by_hand():
 # --- The demos, on the packaged sample ------------------------------------------------------
 
 def test_anomaly_demo_writes_its_files(tmp_path, capsys):
-    runpy.run_path(str(DEMOS / "anomaly_mnist.py"))["main"](
-        ["--sample", "--epochs", "1", "--k", "3", "--anomaly", "9", "--out", str(tmp_path)])
+    """The AUROCs it saves are those of the scores it ranked, counted pair by pair here."""
+    demo, ranked = runpy.run_path(str(DEMOS / "anomaly_mnist.py")), []
+    real_auroc = demo["auroc"]
+    demo["auroc"] = lambda s, labels: ranked.append((np.array(s), np.array(labels))) or real_auroc(s, labels)
+    demo["main"](["--sample", "--epochs", "1", "--k", "3", "--anomaly", "9", "--out", str(tmp_path)])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert 0 <= metrics["digits"]["9"]["k3"]["auroc"] <= 1 and "k1" in metrics["digits"]["9"]
+    for k, (scores, labels) in zip(("k1", "k3"), ranked[:2]):
+        saved = metrics["digits"]["9"][k]
+        assert saved["auroc"] == pytest.approx(pairwise_auroc(scores, labels), abs=1e-12)
+        assert saved["mean_score_anomaly"] == pytest.approx(scores[labels].mean(), rel=1e-6)
+        assert saved["mean_score_normal"] == pytest.approx(scores[~labels].mean(), rel=1e-6)
     assert (tmp_path / "anomaly_scores.png").stat().st_size > 1000
     assert "AUROC" in capsys.readouterr().out
 
