@@ -1,11 +1,12 @@
 """The conditional GAN: labels reach both networks, steer the samples, and are scored."""
 import numpy as np
 import pytest
+from test_sample_quality import reference_frechet
 
 from minigen import nn, ops
 from minigen.data import load_mnist_sample, ring
 from minigen.demo import model_demo
-from minigen.metrics import sample_quality
+from minigen.metrics import classifier_outputs, sample_quality
 from minigen.models.cgan import ConditionalGAN, mlp_cgan
 from minigen.models.gan import RECIPES
 from minigen.optim import leaves
@@ -82,10 +83,21 @@ def test_the_label_steers_samples_to_their_own_mode():
 def test_label_accuracy_is_the_classifiers_agreement_with_the_asked_labels():
     x, y = load_mnist_sample("test")
     x, y = x[:300], y[:300]
-    right = sample_quality(x, x, labels=y)
-    wrong = sample_quality(x, x, labels=(y + 1) % 10)
-    assert right["label_accuracy"] > 0.95 and wrong["label_accuracy"] < 0.05
-    assert right["fid"] == wrong["fid"] and "label_accuracy" not in sample_quality(x, x)
+    feats, probs = classifier_outputs(x)
+    predicted = probs.argmax(1)
+    right = sample_quality(x[:150], x[150:], labels=y[:150])
+    wrong = sample_quality(x[:150], x[150:], labels=(y[:150] + 1) % 10)
+    assert right["label_accuracy"] == np.mean(predicted[:150] == y[:150]) and right["label_accuracy"] > 0.95
+    assert wrong["label_accuracy"] == np.mean(predicted[:150] == (y[:150] + 1) % 10) < 0.05
+    # The labels change nothing else: FID and score against references written here.
+    expected_fid = reference_frechet(feats[:150].mean(0), np.cov(feats[:150], rowvar=False),
+                                     feats[150:].mean(0), np.cov(feats[150:], rowvar=False))
+    p_y = probs[:150].mean(0)
+    expected_is = np.exp(np.mean(np.sum(probs[:150] * (np.log(probs[:150]) - np.log(p_y)), axis=1)))
+    for scores in (right, wrong, sample_quality(x[:150], x[150:])):
+        assert scores["fid"] == pytest.approx(expected_fid, rel=1e-6)
+        assert scores["is"] == pytest.approx(expected_is, rel=1e-6)
+    assert "label_accuracy" not in sample_quality(x[:150], x[150:])
 
 
 def test_the_cgan_demo_trains_draws_and_scores_on_the_sample(tmp_path, capsys):

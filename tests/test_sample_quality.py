@@ -44,10 +44,11 @@ def random_covariance(rng, d):
 
 def reference_frechet(mu_a, cov_a, mu_b, cov_b):
     """Float64 reference, written here: Tr((Σa Σb)^½) = Σ √λ over the eigenvalues λ of √Σa Σb √Σa,
-    with √Σa from Σa's eigen-decomposition."""
+    with √Σa from Σa's eigen-decomposition. Rounding leaves the zero eigenvalues of a rank-deficient
+    covariance (fewer examples than features) slightly negative: they are taken as 0."""
     values, vectors = np.linalg.eigh(cov_a)
-    root_a = vectors @ np.diag(np.sqrt(values)) @ vectors.T
-    cross = np.sum(np.sqrt(np.linalg.eigvalsh(root_a @ cov_b @ root_a)))
+    root_a = vectors @ np.diag(np.sqrt(np.maximum(values, 0))) @ vectors.T
+    cross = np.sum(np.sqrt(np.maximum(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0)))
     return np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
 
 
