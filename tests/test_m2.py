@@ -8,6 +8,7 @@ import pytest
 from autograd import grad
 
 from minigen import losses
+from minigen.checkpoint import load_params
 from minigen.data import load_mnist_sample
 from minigen.gradcheck import numerical_grad
 from minigen.models.m2 import (
@@ -48,7 +49,8 @@ def test_every_loss_is_per_example_float32(small, data, rng):
     x, y = data
     n, c, d = len(x), SMALL.n_classes, SMALL.latent
     neg_L = model.neg_L(params, x, y, noise(rng, n, d))
-    every = model.neg_L_every_label(params, x, noise(rng, c, n, d))
+    every_eps = noise(rng, c, n, d)
+    every = model.neg_L_every_label(params, x, every_eps)
     log_qy = model.log_qy(params, x)
     per_example = {"neg_L": neg_L, "every_label": every, "neg_U": model.neg_U(params, x, noise(rng, c, n, d)),
                    "log_qy": log_qy, "entropy": categorical_entropy(log_qy),
@@ -61,9 +63,17 @@ def test_every_loss_is_per_example_float32(small, data, rng):
         assert value.dtype == np.float32, name
     objective = model.loss(params, x[:4], y[:4], x[4:], noise(rng, 4, d), noise(rng, c, n - 4, d), 100, 900)
     assert objective.shape == () and objective.dtype == np.float32
-    # A bound on log p: negative for binary images; the entropy lies in [0, log C].
-    assert np.all(neg_L < 0) and np.all(every < 0)
-    assert np.all(per_example["entropy"] >= 0) and np.all(per_example["entropy"] <= np.log(c) + 1e-5)
+    # The values, against the formulas written here in float64 from log q(y|x) and -L(x, y):
+    lq, ev = log_qy.astype(np.float64), every.astype(np.float64)
+    q = np.exp(lq)
+    entropy = -np.sum(q * lq, axis=1)
+    np.testing.assert_allclose(per_example["entropy"], entropy, rtol=1e-5)
+    assert np.all(entropy > 0.1)  # an untrained classifier is unsure: not a degenerate case
+    np.testing.assert_allclose(per_example["classification"], -lq[np.arange(n), y], rtol=1e-6)
+    np.testing.assert_allclose(per_example["labelled_bound"], neg_L.astype(np.float64) + np.log(0.1), rtol=1e-6)
+    np.testing.assert_allclose(per_example["unlabelled_bound"], np.sum(q * ev, axis=1) + entropy, rtol=1e-5)
+    np.testing.assert_allclose(every[np.arange(n), y], model.neg_L(params, x, y, every_eps[y, np.arange(n)]),
+                               rtol=1e-5)  # column y of every_label is -L(x, y) with the same noise
 
 
 def test_objective_weighs_the_batch_means_as_eq_9():
@@ -74,6 +84,22 @@ def test_objective_weighs_the_batch_means_as_eq_9():
     value = semi_supervised_objective(neg_L, neg_U, nll, n_l, n_u, alpha)
     assert value.dtype == np.float32
     np.testing.assert_allclose(value, expected, rtol=1e-6)
+
+
+def test_loss_is_eq_9_with_the_papers_alpha(small, data, rng):
+    """M2.loss = J^α / N with α = 0.1 N (Kingma et al. 2014, §3.1.2), from its parts, in float64 here."""
+    model, params = small
+    x, y = data
+    c, d = SMALL.n_classes, SMALL.latent
+    eps_l, eps_u = noise(rng, 4, d), noise(rng, c, 8, d)
+    L = -model.neg_L(params, x[:4], y[:4], eps_l).astype(np.float64)  # the paper's L(x, y) = -bound
+    U = -model.neg_U(params, x[4:], eps_u).astype(np.float64)
+    nll_y = -model.log_qy(params, x[:4]).astype(np.float64)[np.arange(4), y[:4]]
+    n_l, n_u = 100, 900
+    expected = (n_l * L.mean() + n_u * U.mean() + 0.1 * (n_l + n_u) * nll_y.mean()) / (n_l + n_u)
+    got = model.loss(params, x[:4], y[:4], x[4:], eps_l, eps_u, n_l, n_u)
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert abs(expected - (n_l * L.mean() + n_u * U.mean()) / (n_l + n_u)) > 0.05  # the α term shows
 
 
 def test_unlabelled_bound_is_the_sum_over_classes_written_out(small, data, rng):
@@ -250,5 +276,15 @@ def test_demo_smoke_run_writes_its_files(tmp_path):
     for name in ("m2_samples.png", "m2_analogies.png", "loss.png", "m2.npz", "metrics.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["test_error"] <= 1 and 0 <= metrics["baseline_test_error"] <= 1
-    assert metrics["n_total"] == 3000 and metrics["alpha"] == pytest.approx(300.0) and metrics["labels"] == 100
+    # The saved M2's error on the 200 test images, counted here from its classifier's log q(y|x).
+    x_test, y_test = load_mnist_sample("test")
+    model = M2(M2Config(latent=3, hidden=16))
+    params, _ = load_params(out / "m2.npz", model.init(np.random.default_rng(0)))
+    predicted = np.argmax(model.log_qy(params, x_test[:200]), axis=1)
+    assert metrics["test_error"] == pytest.approx(np.mean(predicted != y_test[:200]), abs=1e-12)
+    assert metrics["test_error_per_epoch"][-1] == metrics["test_error"]
+    assert metrics["baseline_test_error"] * 200 == pytest.approx(round(metrics["baseline_test_error"] * 200))
+    # α = 0.1 N (§3.1.2), N counting the labelled images as often as they are shown.
+    n_total = metrics["labelled_copies_used"] * 100 + 2900
+    assert metrics["n_total"] == n_total and metrics["alpha"] == pytest.approx(0.1 * n_total)
+    assert metrics["labels"] == 100
