@@ -52,6 +52,27 @@ def test_shapes_and_float32_of_values_and_gradients(conv, sample):
 
 
 @pytest.mark.parametrize("conv", [False, True])
+def test_elbo_loss_and_log_weights_match_the_formulas_written_in_numpy(conv, sample):
+    """From the networks' outputs alone (encode, decode), in float64: ELBO = log p(x|z,y) - KL, the
+    loss its negative mean, and log w = log p(x|z,y) + log N(z; 0, I) - log q(z|x,y) for K samples."""
+    model, params = small(conv)
+    x, y = binarize(np.random.default_rng(2), sample[0][:5]), sample[1][:5]
+    rng = np.random.default_rng(3)
+    eps = rng.standard_normal((4, 5, 3), dtype=np.float32)
+    mu, logvar = (np.asarray(a, np.float64) for a in model.encode(params, x, y))
+    z = mu + np.exp(logvar / 2) * eps.astype(np.float64)  # (K, N, latent)
+    logits = np.asarray(model.decode(params, z.reshape(20, 3).astype(np.float32), np.tile(y, 4)), np.float64)
+    flat = x.reshape(1, 5, -1).astype(np.float64)
+    log_px_z = np.sum(flat * logits.reshape(4, 5, -1) - np.logaddexp(0, logits.reshape(4, 5, -1)), axis=2)
+    kl = 0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=1)
+    np.testing.assert_allclose(model.elbo(params, x, y, eps[0]), log_px_z[0] - kl, rtol=1e-5)
+    assert model.loss(params, x, y, eps[0]) == pytest.approx(-np.mean(log_px_z[0] - kl), rel=1e-5)
+    log_pz = np.sum(-0.5 * z ** 2 - 0.5 * np.log(2 * np.pi), axis=2)
+    log_qz = np.sum(-0.5 * eps.astype(np.float64) ** 2 - 0.5 * logvar - 0.5 * np.log(2 * np.pi), axis=2)
+    np.testing.assert_allclose(model.iwae_log_weights(params, x, y, eps), log_px_z + log_pz - log_qz, rtol=1e-5)
+
+
+@pytest.mark.parametrize("conv", [False, True])
 def test_the_label_conditions_both_networks(conv, sample):
     model, params = small(conv)
     x = np.repeat(sample[0][:1], 10, axis=0)
@@ -192,14 +213,19 @@ def test_balanced_subset(sample):
         cvae_mnist.balanced_subset(np.random.default_rng(0), y, 105)
 
 
-def test_demo_smoke_run_writes_the_picture_and_metrics(tmp_path):
+def test_demo_smoke_run_writes_the_picture_and_metrics(tmp_path, monkeypatch):
     import matplotlib.image
 
+    predicted, real_classify = [], apps.bayes_classify
+    monkeypatch.setattr(apps, "bayes_classify", lambda *a, **kw: predicted.append(real_classify(*a, **kw))
+                        or predicted[-1])
     metrics = cvae_mnist.main(["--sample", "--epochs", "0.05", "--labels", "100", "--aug-labels", "100",
                                "--aug-factor", "1", "--test-n", "50", "--hidden", "32", "--out", str(tmp_path)])
     picture = matplotlib.image.imread(tmp_path / "cvae_samples.png")
     assert picture.shape[:2] == (10 * 29 + 1, 10 * 29 + 1)  # ten rows (digits) of ten samples
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["bayes_vs_discriminative"][0]["n"] == 100 and saved["augmentation"][0]["seeds"] == 1
-    assert 0 <= saved["bayes_vs_discriminative"][0]["cvae_bayes_accuracy"] <= 1
+    y_test = load_mnist_sample("test")[1][:50]  # --sample --test-n 50: the packaged sample's first 50
+    accuracy = saved["bayes_vs_discriminative"][0]["cvae_bayes_accuracy"]
+    assert accuracy == np.mean(predicted[0] == y_test)  # the share of Bayes-rule predictions counted here
     assert saved == json.loads(json.dumps(metrics))
