@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from minigen import assign
 from minigen.autograder import cases
@@ -342,6 +344,54 @@ def test_reference_passes_every_check(reference_report):
     failing = {r["exercise"]: r["first_failure"] for r in report["exercises"] if r["status"] != "pass"}
     assert failing == {} and report["points"] == report["max_points"] == 100
     assert re.search(r"total\s+100/100", text)
+
+
+def stored(assignment, exercise, check):
+    """The stored inputs and expected outputs of one check: ({name: array}, {name: array})."""
+    data = np.load(assignment / "autograder" / "data" / f"{exercise}.npz")
+    prefix = f"{exercise}.{check}/"
+    part = lambda kind: {k[len(prefix) + len(kind) + 1:]: data[k] for k in data.files if k.startswith(prefix + kind)}
+    return part("in"), part("out")
+
+
+def torch_adam(inp, steps):
+    params = {k: torch.tensor(inp[k], requires_grad=True) for k in ("w", "b")}
+    opt = torch.optim.Adam(params.values(), lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    for t in range(steps):
+        params["w"].grad, params["b"].grad = torch.tensor(inp["gw"][t]), torch.tensor(inp["gb"][t])
+        opt.step()
+    return {k: v.detach().numpy() for k, v in params.items()}
+
+
+def test_stored_expected_values_are_the_formulas_not_just_the_references_output(assignment):
+    """The autograder's expected outputs were made by running the reference; grading the reference
+    against them (test_reference_passes_every_check) cannot fail. Here they meet formulas and torch."""
+    inp, out = stored(assignment, "gaussian_kl", "value")
+    mu, lv = inp["mu"], inp["logvar"]
+    np.testing.assert_allclose(out["kl"], 0.5 * np.sum(mu ** 2 + np.exp(lv) - 1 - lv, axis=1), rtol=1e-12)
+    inp, out = stored(assignment, "reparameterize", "samples")
+    np.testing.assert_allclose(out["z"], inp["mu"] + np.exp(0.5 * inp["logvar"]) * inp["eps"], rtol=1e-12)
+    inp, out = stored(assignment, "elbo", "beta_vae_loss")
+    for beta in (1, 4):
+        assert out[f"loss_beta{beta}"] == pytest.approx(np.mean(beta * inp["kl"] - inp["log_likelihood"]), rel=1e-12)
+    inp, out = stored(assignment, "bce_with_logits", "large_logits")
+    expected = F.binary_cross_entropy_with_logits(torch.tensor(inp["logits"]), torch.tensor(inp["targets"]),
+                                                  reduction="none").numpy()
+    np.testing.assert_allclose(out["bce"], expected, rtol=1e-12)
+    inp, out = stored(assignment, "discriminator_loss", "value")
+    log_sig = lambda v: -np.logaddexp(0, -v)
+    assert out["loss"] == pytest.approx(-np.mean(log_sig(inp["real"])) - np.mean(log_sig(-inp["fake"])), rel=1e-12)
+    inp, out = stored(assignment, "conv2d_im2col", "forward")
+    for i, (stride, padding) in enumerate((((1, 1), (0, 0)), ((2, 2), (1, 1)), ((2, 1), (0, 2)))):
+        np.testing.assert_allclose(out[f"y_{i}"], F.conv2d(torch.tensor(inp["x"]), torch.tensor(inp["w"]),
+                                                           stride=stride, padding=padding).numpy(), rtol=1e-10)
+    inp, out = stored(assignment, "adam_step", "three_steps")
+    for k, v in torch_adam(inp, 3).items():
+        np.testing.assert_allclose(out[k], v, rtol=1e-12)
+    inp, out = stored(assignment, "gradient_penalty", "value")  # critic tanh(x W1 + b1) W2: slopes by hand
+    x_hat = inp["eps"][:, None] * inp["real"] + (1 - inp["eps"][:, None]) * inp["fake"]
+    slopes = ((1 - np.tanh(x_hat @ inp["w1"] + inp["b1"]) ** 2) * inp["w2"][:, 0]) @ inp["w1"].T  # (N, d)
+    assert out["penalty"] == pytest.approx(10 * np.mean((np.linalg.norm(slopes, axis=1) - 1) ** 2), rel=1e-9)
 
 
 @pytest.fixture(scope="module")
