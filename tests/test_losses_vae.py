@@ -63,6 +63,82 @@ def test_kl_is_nonnegative_and_zero_only_at_equality(params):
     assert np.all(losses.gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p) >= 0)
     assert np.all(losses.gaussian_kl(np.zeros_like(mu_q), np.zeros_like(mu_q)) == 0)
     assert np.all(losses.gaussian_kl_between(mu_q, logvar_q, mu_q, logvar_q) == 0)
+    # Away from equality, strictly positive: at least its mean part ½ Σ (mu_q - mu_p)² / σ_p², the
+    # variance part ½ Σ (r - 1 - log r), r = σ_q² / σ_p², being >= 0 (and > 0 where r != 1).
+    kl = losses.gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p)
+    apart = np.max(np.abs(mu_q - mu_p) + np.abs(logvar_q - logvar_p), axis=1) > 1e-3
+    assert np.all(kl[apart] > 0)
+    assert np.all(kl >= 0.5 * np.sum((mu_q - mu_p) ** 2 * np.exp(-logvar_p), axis=1) * (1 - 1e-12))
+    kl_prior = losses.gaussian_kl(mu_q, logvar_q)
+    assert np.all(kl_prior[np.max(np.abs(mu_q) + np.abs(logvar_q), axis=1) > 1e-3] > 0)
+
+
+def test_kl_of_one_dimension_by_hand():
+    """KL(N(1, 1) || N(0, 1)) = ½; KL(N(0, e) || N(0, 1)) = ½ (e - 1 - 1); KL(N(0, 1) || N(2, e²)) =
+    ½ (e^-2 + 4 e^-2 - 1 + 2)."""
+    one, zero = np.ones((1, 1)), np.zeros((1, 1))
+    assert losses.gaussian_kl(one, zero)[0] == pytest.approx(0.5, rel=1e-15)
+    assert losses.gaussian_kl(zero, one)[0] == pytest.approx(0.5 * (np.e - 2), rel=1e-15)
+    assert losses.gaussian_kl_between(zero, zero, 2 * one, 2 * one)[0] == pytest.approx(
+        0.5 * (5 * np.exp(-2) + 1), rel=1e-15)
+
+
+EPS32 = float(np.finfo(np.float32).eps)
+# float32 matters near logvar = 0, where e^logvar - 1 - logvar cancels (a naive float32 form loses
+# every digit of a small KL), and for large |logvar|, where e^±logvar spans 1e-13 .. 1e13.
+near_zero_or_wide = st.one_of(st.floats(-2.0 ** -10, 2.0 ** -10, width=32), st.floats(-30, 30, width=32))
+
+
+@st.composite
+def float32_gaussians(draw, count=4):
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)))
+    mus = [draw(hnp.arrays(np.float32, shape, elements=st.floats(-100, 100, width=32))) for _ in range(count // 2)]
+    logvars = [draw(hnp.arrays(np.float32, shape, elements=near_zero_or_wide)) for _ in range(count // 2)]
+    return [a for pair in zip(mus, logvars) for a in pair]
+
+
+def kl64_and_rounding(mu_q, lv_q, mu_p, lv_p):
+    """The KL in float64 from the same (float32-exact) inputs, and a first-order bound on the rounding
+    of the float32 formula: a few ulps of each term, plus what the subtractions r = lv_q - lv_p and
+    mu_q - mu_p pass on (Higham 2002, ch. 3)."""
+    mu_q, lv_q, mu_p, lv_p = (a.astype(np.float64) for a in (mu_q, lv_q, mu_p, lv_p))
+    r, diff = lv_q - lv_p, mu_q - mu_p
+    kl = 0.5 * np.sum(np.expm1(r) - r + diff ** 2 * np.exp(-lv_p), axis=1)
+    size = (np.abs(np.expm1(r)) + np.abs(r) * (1 + np.abs(lv_q) + np.abs(lv_p))
+            + np.exp(-lv_p) * (diff ** 2 * (1 + np.abs(lv_p)) + np.abs(diff) * (np.abs(mu_q) + np.abs(mu_p))))
+    return kl, 16 * EPS32 * np.sum(size, axis=1)
+
+
+@given(float32_gaussians())
+def test_kl_in_float32_is_right_to_its_rounding(params):
+    mu_q, lv_q, mu_p, lv_p = params
+    zeros = np.zeros_like(mu_q)
+    for got, (expected, rounding) in ((losses.gaussian_kl_between(mu_q, lv_q, mu_p, lv_p),
+                                       kl64_and_rounding(mu_q, lv_q, mu_p, lv_p)),
+                                      (losses.gaussian_kl(mu_q, lv_q), kl64_and_rounding(mu_q, lv_q, zeros, zeros))):
+        assert got.dtype == np.float32 and np.all(got >= 0)
+        assert np.all(np.abs(got - expected) <= rounding + 1e-6 * expected), (got, expected, rounding)
+    g = grad(lambda m: anp.sum(losses.gaussian_kl_between(m, lv_q, mu_p, lv_p)))(mu_q)
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(g, (mu_q.astype(np.float64) - mu_p) * np.exp(-lv_p.astype(np.float64)),
+                               rtol=1e-5, atol=1e-30)
+
+
+@given(float32_gaussians(count=2), st.data())
+def test_log_densities_in_float32_are_right_to_their_rounding(params, data):
+    mu, logvar = params
+    z = data.draw(hnp.arrays(np.float32, mu.shape, elements=st.floats(-100, 100, width=32)))
+    z64, mu64, lv64 = (a.astype(np.float64) for a in (z, mu, logvar))
+    diff = z64 - mu64
+    expected = np.sum(-0.5 * (diff ** 2 * np.exp(-lv64) + lv64 + np.log(2 * np.pi)), axis=1)
+    size = np.exp(-lv64) * (diff ** 2 * (1 + np.abs(lv64)) + np.abs(diff) * (np.abs(z64) + np.abs(mu64)))
+    rounding = 16 * EPS32 * np.sum(size + np.abs(lv64) + np.log(2 * np.pi), axis=1)
+    got = losses.diag_gaussian_log_density(z, mu, logvar)
+    assert got.dtype == np.float32 and np.all(np.abs(got - expected) <= rounding)
+    got = losses.standard_normal_log_density(z)
+    expected = np.sum(-0.5 * (z64 ** 2 + np.log(2 * np.pi)), axis=1)
+    assert got.dtype == np.float32
+    assert np.all(np.abs(got - expected) <= 16 * EPS32 * np.sum(z64 ** 2 + np.log(2 * np.pi), axis=1))
 
 
 @given(gaussian_params(count=4))
@@ -229,8 +305,9 @@ def test_bernoulli_log_likelihood_matches_torch(data):
     g = grad(lambda lg: anp.sum(losses.bernoulli_log_likelihood(x, lg)))(logits)
     assert value.shape == (shape[0],) and value.dtype == g.dtype == np.float32
     assert np.isfinite(value).all() and np.isfinite(g).all()
-    # float32 sums of terms up to 1e4: agreement relative to the largest term
-    np.testing.assert_allclose(value, ref.detach().numpy(), rtol=1e-5, atol=1e-5 * np.abs(logits).max())
+    # float32 sums of terms up to 1e4: each row's error is bounded by its own terms' sizes, x·l and softplus(l)
+    rounding = 1e-6 * np.sum(2 * np.abs(logits.astype(np.float64)) + 1, axis=tuple(range(1, len(shape))))
+    assert np.all(np.abs(value - ref.detach().numpy()) <= 1e-6 * np.abs(ref.detach().numpy()) + rounding)
     np.testing.assert_allclose(g, tl.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
