@@ -112,14 +112,20 @@ def kl64_and_rounding(mu_q, lv_q, mu_p, lv_p):
 @given(float32_gaussians())
 def test_kl_in_float32_is_right_to_its_rounding(params):
     mu_q, lv_q, mu_p, lv_p = params
+    # Each dimension on its own, (N·D, 1), so that one wide entry's rounding cannot hide another's; and
+    # with equal means or mu = 0 too, where only the variance part, the one that cancels, remains.
+    mu_q, lv_q, mu_p, lv_p = (a.reshape(-1, 1) for a in (mu_q, lv_q, mu_p, lv_p))
     zeros = np.zeros_like(mu_q)
-    for got, (expected, rounding) in ((losses.gaussian_kl_between(mu_q, lv_q, mu_p, lv_p),
-                                       kl64_and_rounding(mu_q, lv_q, mu_p, lv_p)),
-                                      (losses.gaussian_kl(mu_q, lv_q), kl64_and_rounding(mu_q, lv_q, zeros, zeros))):
+    cases = [(losses.gaussian_kl_between(mu_q, lv_q, mu_p, lv_p), (mu_q, lv_q, mu_p, lv_p)),
+             (losses.gaussian_kl_between(mu_q, lv_q, mu_q, lv_p), (mu_q, lv_q, mu_q, lv_p)),
+             (losses.gaussian_kl(mu_q, lv_q), (mu_q, lv_q, zeros, zeros)),
+             (losses.gaussian_kl(zeros, lv_q), (zeros, lv_q, zeros, zeros))]
+    for got, args in cases:
+        expected, rounding = kl64_and_rounding(*args)
         assert got.dtype == np.float32 and np.all(got >= 0)
         assert np.all(np.abs(got - expected) <= rounding + 1e-6 * expected), (got, expected, rounding)
     g = grad(lambda m: anp.sum(losses.gaussian_kl_between(m, lv_q, mu_p, lv_p)))(mu_q)
-    assert g.dtype == np.float32
+    assert g.dtype == np.float32 and g.shape == mu_q.shape
     np.testing.assert_allclose(g, (mu_q.astype(np.float64) - mu_p) * np.exp(-lv_p.astype(np.float64)),
                                rtol=1e-5, atol=1e-30)
 
