@@ -297,6 +297,19 @@ def test_the_penalty_differentiates_the_critic_the_loss_trains(rng):
     assert logged == pytest.approx(10 * (2 * np.linalg.norm(w) - 1) ** 2, rel=1e-5)
 
 
+def test_packed_penalty_is_on_the_gradient_of_each_packed_input(rng):
+    """PacGAN with a linear critic D(x1, x2) = w·[x1, x2] + b: each packed input's gradient is w, the
+    whole of it, so the logged penalty is λ(‖w‖ - 1)² (not a norm per sample within the pack)."""
+    gan = GAN(nn.Sequential(nn.Dense(2)), nn.Sequential(nn.Dense(1)), 2, (2,), pack=2)
+    params = gan.init(rng)
+    w = params["discriminator"][0]["W"].astype(np.float64).ravel()  # (4,): two samples of 2-d
+    step = make_gan_step(gan, params, SGD(params["generator"]), SGD(params["discriminator"]), rng,
+                         losses.wgan_critic_loss, losses.wgan_generator_loss, gp_weight=10.0, logits=False)
+    logged = step((ring(rng, 8).x,))["gp"]
+    assert logged == pytest.approx(10 * (np.linalg.norm(w) - 1) ** 2, rel=1e-5)
+    assert abs(logged - 10 * np.mean([(np.linalg.norm(half) - 1) ** 2 for half in (w[:2], w[2:])])) > 1e-3
+
+
 def test_penalty_input_gradient_is_that_of_the_loss_critic_with_layer_norm(rng, monkeypatch):
     from minigen.models.dcgan import dcgan
     gan = dcgan(latent=4, width=2, critic_norm="layer")
