@@ -28,7 +28,7 @@ from minigen import __version__
 from minigen.checkpoint import load_checkpoint, save_checkpoint
 from minigen.data import batches
 from minigen.models.trainable import NonFiniteError, check_finite
-from minigen.optim import leaves
+from minigen.tree import leaves
 
 
 class TrainingStopped(RuntimeError):

@@ -24,7 +24,8 @@ from autograd.tracer import getval
 from minigen import losses, nn, ops
 from minigen.autodiff import value_and_grad  # autograd's, minus the cost of differentiating containers
 from minigen.models.trainable import apply_gradients, check_finite
-from minigen.optim import Adam, RMSprop, leaves
+from minigen.optim import Adam, RMSprop
+from minigen.tree import leaves
 
 
 class GAN:

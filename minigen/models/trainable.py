@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minigen.optim import leaves
+from minigen.tree import leaves
 
 
 class NonFiniteError(FloatingPointError):

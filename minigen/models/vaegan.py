@@ -46,7 +46,8 @@ from minigen import losses, metrics, nn, ops
 from minigen.autodiff import value_and_grad
 from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
 from minigen.models.vae import VAE, VAEConfig
-from minigen.optim import RMSprop, leaves
+from minigen.optim import RMSprop
+from minigen.tree import leaves
 
 
 @dataclass(frozen=True)
