@@ -12,6 +12,12 @@ the VJPs are built from differentiable primitives, gradients of gradients work â
 WGAN-GP's penalty differentiates through the backward pass of its critic.
 
 All of them keep the dtype they are given: float32 in, float32 out.
+
+Importing this module (as every other module of minigen does) also changes autograd
+for the whole process: the VJPs of np.mean, np.var, np.std, np.max, np.min, np.amax
+and np.amin are replaced by the same formulas that return float32 gradients for
+float32 inputs, where autograd's return float64 under numpy 2. Values are the same;
+code of your own that autograd differentiates in the same process is affected too.
 """
 import autograd.numpy as np
 import numpy as onp
@@ -245,12 +251,16 @@ def log_softmax(logits, axis=-1):
 
 
 
-# --- A float64 leak in autograd, mended -----------------------------------------
-# autograd's VJP of np.mean divides by a numpy int64 count, and under numpy 2's
-# promotion rules float32 / int64 is float64: every gradient that flowed through a
-# mean came back float64 (found by tests/test_nn.py). Dividing by a Python int
-# keeps the dtype. Registering it here mends np.mean for all code that imports
-# minigen, the users' own losses included; the values are unchanged.
+# --- float64 leaks in autograd's reductions, mended (a process-wide change) ------------
+# Under numpy 2's promotion rules float32 / int64 is float64. autograd's VJPs of
+# np.mean, np.var and np.std divide by a numpy int64 count, and those of np.max,
+# np.min, np.amax and np.amin by the int64 number of tied maxima: every gradient
+# that flowed through one came back float64 (for max, HIPS/autograd#199; for mean,
+# found by tests/test_nn.py), doubling the cost of what follows it. The VJPs below
+# are autograd's own formulas with the count made a Python number or cast to the
+# input's dtype; the values are unchanged. defvjp registers them on autograd's
+# primitives, so importing minigen mends these reductions for all code in the
+# process, a user's own losses included (module docstring; README, "What is inside").
 def _mean_vjp(ans, x, axis=None, keepdims=False, **kwargs):
     shape, dtype = onp.shape(x), onp.result_type(x)
 
@@ -261,11 +271,61 @@ def _mean_vjp(ans, x, axis=None, keepdims=False, **kwargs):
     return vjp
 
 
+def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False, **kwargs):
+    """d var / dx = 2 (x - mean(x)) / (count - ddof), count the number of entries reduced."""
+    shape, dtype = onp.shape(x), onp.result_type(x)
+
+    def vjp(g):
+        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
+        return 2.0 * g_repeated * (x - np.mean(x, axis=axis, keepdims=True)) / float(count - ddof)
+
+    return vjp
+
+
+def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False, **kwargs):
+    """d std / dx = (x - mean(x)) / ((count - ddof) std): the chain rule through sqrt(var)."""
+    shape, dtype = onp.shape(x), onp.result_type(x)
+
+    def vjp(g):
+        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
+        if count <= 1:  # as autograd: one entry has std 0 and no defined slope
+            return g_repeated * 0.0
+        g_repeated, count = repeat_to_match_shape(g / ans, shape, dtype, axis, keepdims)
+        return g_repeated * (x - np.mean(x, axis=axis, keepdims=True)) / float(count - ddof)
+
+    return vjp
+
+
+def _chooser_vjp(ans, x, axis=None, keepdims=None, **kwargs):
+    """max / min: the gradient goes to the chosen entry, shared equally among ties."""
+    shape, dtype = onp.shape(x), onp.result_type(x)
+
+    def vjp(g):
+        g_repeated, _ = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
+        chosen = x == repeat_to_match_shape(ans, shape, dtype, axis, keepdims)[0]
+        return g_repeated * chosen / onp.sum(chosen, axis=axis, keepdims=True).astype(dtype)
+
+    return vjp
+
+
 defvjp(numpy_wrapper._primitive_mean, _mean_vjp)
+defvjp(numpy_wrapper._primitive_var, _var_vjp)
+defvjp(numpy_wrapper._primitive_std, _std_vjp)
+for _reduction in (np.max, np.min, np.amax, np.amin):
+    defvjp(_reduction, _chooser_vjp)
 
 
-def one_hot(labels, n_classes=10):
-    """Integer labels (N,) -> float32 indicator rows (N, n_classes), the y fed to conditional models."""
+def one_hot(labels, n_classes=10, n=None):
+    """Integer labels (N,) -> float32 indicator rows (N, n_classes), the y fed to conditional models.
+
+    n: how many examples the labels go with, if known; then labels must have shape (n,).
+    Missing labels, floats (one-hot rows passed where integers belong), values outside
+    [0, n_classes) and a wrong count are each refused with an error naming what was expected.
+    """
+    if labels is None:
+        raise ValueError(f"a conditional model needs labels y, (N,) ints in [0, {n_classes})")
+    if n is not None and onp.shape(labels) != (n,):
+        raise ValueError(f"expected integer labels of shape ({n},), one per image, got shape {onp.shape(labels)}")
     labels = onp.asarray(labels)
     if labels.ndim != 1 or not onp.issubdtype(labels.dtype, onp.integer):
         raise ValueError(f"one_hot expects integer labels of shape (N,), got {labels.dtype} of shape {labels.shape}")

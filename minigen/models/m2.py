@@ -143,13 +143,6 @@ class M2:
                 "encoder_head": self.encoder_head.init(rng, (self.cfg.hidden,))[1],
                 "decoder": self.decoder.init(rng, (self.cfg.latent + c,))[1]}
 
-    def one_hot(self, labels, n):
-        """Integer labels (n,) -> (n, C) float32, refusing anything else with a clear error."""
-        if onp.shape(labels) != (n,):
-            raise ValueError(f"M2: expected integer labels of shape ({n},), one per image, "
-                             f"got shape {onp.shape(labels)}")
-        return ops.one_hot(onp.asarray(labels), self.cfg.n_classes)  # raises for floats, values outside [0, C)
-
     # --- the networks ---
 
     def log_qy(self, params, x):
@@ -188,7 +181,7 @@ class M2:
 
     def neg_L(self, params, x, labels, eps):
         """-L(x, y), one z sample per image: x (N, 1, 28, 28), labels (N,) int, eps (N, latent) -> (N,)."""
-        y = self.one_hot(labels, onp.shape(x)[0])
+        y = ops.one_hot(labels, self.cfg.n_classes, onp.shape(x)[0])
         return self._neg_L(params, x, y, *self.encode(params, x, y), eps)
 
     def neg_L_every_label(self, params, x, eps):
@@ -246,7 +239,7 @@ class M2:
         (the analogies of the paper's Fig. 1).
         """
         n, c = len(x), self.cfg.n_classes
-        mu, _ = self.encode(params, x, self.one_hot(self.predict(params, x), n))
+        mu, _ = self.encode(params, x, ops.one_hot(self.predict(params, x), self.cfg.n_classes, n))
         redrawn = onp.stack(onp.split(self.class_grid(params, mu), c), axis=1)  # (n, C, 1, 28, 28)
         return onp.concatenate([x[:, None], redrawn], axis=1).reshape(n * (c + 1), *x.shape[1:])
 
