@@ -14,7 +14,7 @@ WGAN-GP's penalty differentiates through the backward pass of its critic.
 All of them keep the dtype they are given: float32 in, float32 out.
 
 Importing this module (as every other module of minigen does) also changes autograd
-for the whole process: the VJPs of np.mean, np.var, np.std, np.max, np.min, np.amax
+for the whole process (minigen.autograd_patches): the VJPs of np.mean, np.var, np.std, np.max, np.min, np.amax
 and np.amin are replaced by the same formulas that return float32 gradients for
 float32 inputs, where autograd's return float64 under numpy 2. Values are the same;
 code of your own that autograd differentiates in the same process is affected too.
@@ -22,10 +22,10 @@ code of your own that autograd differentiates in the same process is affected to
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
-from autograd.numpy import numpy_wrapper
-from autograd.numpy.numpy_vjps import repeat_to_match_shape
 from autograd.tracer import getval
 from numpy.lib.stride_tricks import sliding_window_view
+
+from minigen import autograd_patches  # noqa: F401 (installs float32 VJPs of mean, var, std, max, min)
 
 
 def _pair(v, name):
@@ -249,70 +249,6 @@ def log_softmax(logits, axis=-1):
     shifted = logits - shift
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
-
-
-# --- float64 leaks in autograd's reductions, mended (a process-wide change) ------------
-# Under numpy 2's promotion rules float32 / int64 is float64. autograd's VJPs of
-# np.mean, np.var and np.std divide by a numpy int64 count, and those of np.max,
-# np.min, np.amax and np.amin by the int64 number of tied maxima: every gradient
-# that flowed through one came back float64 (for max, HIPS/autograd#199; for mean,
-# found by tests/test_nn.py), doubling the cost of what follows it. The VJPs below
-# are autograd's own formulas with the count made a Python number or cast to the
-# input's dtype; the values are unchanged. defvjp registers them on autograd's
-# primitives, so importing minigen mends these reductions for all code in the
-# process, a user's own losses included (module docstring; README, "What is inside").
-def _mean_vjp(ans, x, axis=None, keepdims=False, **kwargs):
-    shape, dtype = onp.shape(x), onp.result_type(x)
-
-    def vjp(g):
-        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
-        return g_repeated / int(count)
-
-    return vjp
-
-
-def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False, **kwargs):
-    """d var / dx = 2 (x - mean(x)) / (count - ddof), count the number of entries reduced."""
-    shape, dtype = onp.shape(x), onp.result_type(x)
-
-    def vjp(g):
-        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
-        return 2.0 * g_repeated * (x - np.mean(x, axis=axis, keepdims=True)) / float(count - ddof)
-
-    return vjp
-
-
-def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False, **kwargs):
-    """d std / dx = (x - mean(x)) / ((count - ddof) std): the chain rule through sqrt(var)."""
-    shape, dtype = onp.shape(x), onp.result_type(x)
-
-    def vjp(g):
-        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
-        if count <= 1:  # as autograd: one entry has std 0 and no defined slope
-            return g_repeated * 0.0
-        g_repeated, count = repeat_to_match_shape(g / ans, shape, dtype, axis, keepdims)
-        return g_repeated * (x - np.mean(x, axis=axis, keepdims=True)) / float(count - ddof)
-
-    return vjp
-
-
-def _chooser_vjp(ans, x, axis=None, keepdims=None, **kwargs):
-    """max / min: the gradient goes to the chosen entry, shared equally among ties."""
-    shape, dtype = onp.shape(x), onp.result_type(x)
-
-    def vjp(g):
-        g_repeated, _ = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
-        chosen = x == repeat_to_match_shape(ans, shape, dtype, axis, keepdims)[0]
-        return g_repeated * chosen / onp.sum(chosen, axis=axis, keepdims=True).astype(dtype)
-
-    return vjp
-
-
-defvjp(numpy_wrapper._primitive_mean, _mean_vjp)
-defvjp(numpy_wrapper._primitive_var, _var_vjp)
-defvjp(numpy_wrapper._primitive_std, _std_vjp)
-for _reduction in (np.max, np.min, np.amax, np.amin):
-    defvjp(_reduction, _chooser_vjp)
 
 
 def one_hot(labels, n_classes=10, n=None):
