@@ -20,12 +20,15 @@ M2 is slow to start. The 50-d z can carry the class as well as the style, and ea
 on it does: the decoder ignores y, so -L(x, y) is the same for every y and U pulls
 q(y|x) only towards uniform (its entropy). Only once the decoder uses y does U say
 which label explains x best. On MNIST with 100 labels (demos/semisupervised_mnist.py)
-this took ~15 epochs, and the test error fell below the classifier-alone baseline at ~25.
+this takes many epochs; the README's M2 row gives the test error after 30.
 
 With y observed everywhere, the generative half is the conditional VAE (models/cvae.py);
 here the encoder's first layer is split in two so that U can sum over ten labels cheaply.
-Defaults: MLPs of one hidden layer of 500 softplus units and a 50-d z, the M2 settings
-of the authors' code (dpkingma/nips14-ssl, run_2layer_ssl.py: n_z=50, n_hidden=(500,)).
+Defaults: MLPs of one hidden layer of 500 softplus units and a 50-d z, as the paper's
+experiments (§4) describe M2. Its released code (dpkingma/nips14-ssl) has no script for
+this case, M2 alone on pixels with few labels: run_2layer_ssl.py trains M2 on the features
+of a trained M1 (the paper's M1+M2; 500 hidden units, 300 with 100 labels), and
+run_gpulearn_yz_x.py trains M2 on pixels with every label observed (two layers of 500).
 """
 import math
 from dataclasses import dataclass
