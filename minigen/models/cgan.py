@@ -8,7 +8,8 @@ Each network gets the one-hot label appended to its input (minigen.ops.append_co
 D's question becomes "is x a real image *of class y*?", so a G that draws a fine 3
 when asked for a 7 loses; that is what makes the label steer the sample. These are
 the lecture's MLP GAN nets plus the label, twice as wide (`--set hidden=128` for the
-lecture's width; the README's GAN table scores both widths).
+lecture's width; the README's GAN section scores both widths, and says how often the
+classifier reads each one's samples as the asked-for digit).
 Training is the GAN's alternating step (minigen.models.gan.make_gan_step) on
 minibatches of (image, label): D sees the fakes with the real minibatch's labels, G's
 step draws labels uniformly.
