@@ -88,3 +88,35 @@ def test_the_checker_sees_lazy_and_relative_imports():
             "from ..train import Run\nfrom minigen.models.gan import GAN\nimport minigen.viz\n")
     found = set(imported_layers(PACKAGE / "models" / "probe.py", code))
     assert found == {(2, "cli"), (2, "ops"), (3, "models.vae"), (4, "train"), (5, "models.gan"), (6, "viz")}
+
+
+def defined_names(path):
+    """Names a module defines itself at top level (def, class, assignment), not ones it imports."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def test_each_name_is_imported_from_the_module_that_defines_it():
+    """One home per name: `from minigen.X import name` must find `name` defined in X (or a submodule
+    X.name), not passed through an import of X's, as binarize once was through models.vae."""
+    root = PACKAGE.parent
+    wrong = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(root / "demos").glob("*.py"), *(root / "benchmarks").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                    and node.module.startswith("minigen")):
+                continue
+            source = module_file(node.module.removeprefix("minigen").removeprefix("."))
+            if source is None:
+                continue
+            for alias in node.names:
+                submodule = module_file(f"{node.module}.{alias.name}".removeprefix("minigen").removeprefix("."))
+                if submodule is None and alias.name not in defined_names(source):
+                    wrong.append(f"{path.relative_to(root)}:{node.lineno} imports {alias.name} from {node.module}")
+    assert not wrong, "names imported from a module that only imports them:\n" + "\n".join(wrong)
