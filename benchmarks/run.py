@@ -51,7 +51,8 @@ from minigen.autodiff import value_and_grad  # noqa: E402
 from minigen.models.dcgan import dcgan  # noqa: E402
 from minigen.models.gan import RECIPES, mlp_gan  # noqa: E402
 from minigen.models.vae import VAE, make_train_step  # noqa: E402
-from minigen.optim import Adam, leaves  # noqa: E402
+from minigen.optim import Adam  # noqa: E402
+from minigen.tree import leaves  # noqa: E402
 
 BATCH = 128
 

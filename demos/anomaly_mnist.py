@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from minigen import apps
-from minigen.data import load_split
+from minigen.data import binarize, load_split
 from minigen.metrics import auroc
-from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
+from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam
 from minigen.train import train_epochs
 

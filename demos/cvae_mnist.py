@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from minigen import apps, nn, viz
-from minigen.data import balanced_indices, load_split
-from minigen.models.classifier import accuracy, train_classifier
+from minigen.data import balanced_indices, binarize, load_split
+from minigen.demo import train_classifier
+from minigen.models.classifier import accuracy
 from minigen.models.cvae import CVAE
-from minigen.models.vae import VAEConfig, binarize, make_train_step
+from minigen.models.vae import VAEConfig, make_train_step
 from minigen.optim import Adam
-from minigen.train import evaluate, train_epochs
+from minigen.train import mean_over_batches, train_epochs
 
 
 def parse_args(argv):
@@ -190,7 +191,7 @@ def main(argv=None):
     eval_rng = np.random.default_rng(1234)
     x_bin = binarize(eval_rng, x_test)
     eps = eval_rng.standard_normal((len(x_bin), args.latent), dtype=np.float32)
-    neg_elbo = evaluate(lambda b: -model.elbo(params, *b), (x_bin, y_test, eps))
+    neg_elbo = mean_over_batches(lambda b: -model.elbo(params, *b), (x_bin, y_test, eps))
 
     sweep = bayes_vs_discriminative(run, x_test, y_test)
     aug = augmentation(run, x_test, y_test)

@@ -1,7 +1,7 @@
 """DCGAN on MNIST (Radford, Metz & Chintala 2016).
 
-    python demos/dcgan_mnist.py                       # 3 epochs, batch 64 (about 13 min on one core)
-    python demos/dcgan_mnist.py --set width=32        # half the channels, about 3x faster
+    python demos/dcgan_mnist.py                       # 3 epochs, batch 64 (13 min: README, GAN table)
+    python demos/dcgan_mnist.py --set width=32        # half the channels, so fewer multiply-adds
     python demos/dcgan_mnist.py --sample --epochs 1   # the packaged sample: a smoke run
 
 Strided convolutions in D, transposed convolutions in G, batch norm in both, weights

@@ -1,6 +1,6 @@
 """The lecture's MLP GAN on MNIST (Goodfellow et al. 2014).
 
-    python demos/gan_mnist.py                         # 20 epochs, batch 64 (about 2 min on one core)
+    python demos/gan_mnist.py                         # 20 epochs, batch 64 (228 s: README, GAN table)
     python demos/gan_mnist.py --set hidden=256        # wider nets
     python demos/gan_mnist.py --sample --epochs 1     # the packaged sample: a smoke run
 

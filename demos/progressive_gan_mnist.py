@@ -1,6 +1,6 @@
 """A progressive GAN on MNIST (Karras, Aila, Laine & Lehtinen 2018): G and D grow 7x7 -> 14x14 -> 28x28.
 
-    python demos/progressive_gan_mnist.py             # 3 epochs, batch 128 (about 15 min on one core)
+    python demos/progressive_gan_mnist.py             # 3 epochs, batch 128 (835 s: README, GAN table)
     python demos/progressive_gan_mnist.py --set phase_images=60000 --epochs 5   # a whole epoch per phase
     python demos/progressive_gan_mnist.py --sample --epochs 2 --set phase_images=1000   # a smoke run
 

@@ -2,9 +2,9 @@
 also a GAN's generator, its reconstructions judged in the discriminator's features.
 
     python demos/vaegan_mnist.py                       # MLP Enc/Dec 784-400-20 (the VAE's), 20 epochs,
-                                                       # batch 64 (about 12 min on one busy core)
+                                                       # batch 64 (418 s: README, GAN table)
     python demos/vaegan_mnist.py --set gamma=1         # the decoder leans more on reconstruction
-    python demos/vaegan_mnist.py --set conv=true       # conv Enc/Dec/Dis (about 9x slower a step)
+    python demos/vaegan_mnist.py --set conv=true       # conv Enc/Dec/Dis (slower: convolutions)
     python demos/vaegan_mnist.py --sample --epochs 1   # the packaged sample: a smoke run
 
 Each minibatch: Enc steps on KL + L_llike, Dec on gamma·L_llike + its (non-saturating) GAN loss

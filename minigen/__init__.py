@@ -1,12 +1,41 @@
 """minigen: deep generative models from scratch in NumPy + autograd.
 
-Modules, from the bottom up (each imports only the ones before it):
-    ops         convolutions and stable logistic functions as autograd primitives
-    init, nn    initialisers; layers as (init, apply) pairs, Sequential
-    optim       SGD, RMSprop, Adam, updating parameters in place
-    data        MNIST (checksummed), 2-D mixtures, minibatches
-    train       the training loop
-    checkpoint  parameters to .npz and back, atomically, without pickle
-    models      one module per model family
+Modules, from the bottom up: each imports only modules listed before it, never one
+after it, not even inside a function (tests/test_layering.py reads this list and
+checks every import of every module against it). A helper that two modules need
+lives in the lower one's layer or below.
+
+    tree                parameter trees: their arrays in one fixed order
+    autograd_patches    float32 gradients from autograd's mean, var, std, max, min (process-wide)
+    ops                 convolutions, stable logistic functions, one_hot
+    init                initialisers
+    nn                  layers as (init, apply) pairs, Sequential
+    optim               SGD, RMSprop, Adam, AdamW, updating parameters in place
+    autodiff            value_and_grad over a parameter tree
+    gradcheck           finite-difference gradients
+    losses              KL, likelihoods, ELBO, IWAE bound; the GAN losses
+    data                MNIST (checksummed), 2-D mixtures, minibatches
+    checkpoint          parameters to .npz and back, atomically, without pickle
+    viz                 image grids, curves, scatter plots (matplotlib figures; no backend chosen)
+    interop             layer stacks to torch.nn and back (torch imported only when called)
+    models.trainable    what a model hands the training loop; the guarded gradient step
+    models.classifier   the MNIST classifier whose features the FID uses
+    models.vae          one module per model family: networks, loss, train step, sampler
+    models.cvae
+    models.m2
+    models.gan
+    models.dcgan
+    models.cgan
+    models.progressive
+    models.vaegan
+    models              the registry of the models `minigen train` knows
+    metrics             NLL, AUROC, imputation errors, mode coverage, FID and score; eval_scores
+    apps                what the lecture does with a trained model
+    train               the training loop, run directories, resume
+    autograder          the checks and grader of `minigen assign` (a package)
+    assign              `minigen assign`: a student copy and its autograder
+    cli                 the `minigen` command
+    demo                what the demo scripts share: train through `minigen train`, then report
+    __main__            `python -m minigen`
 """
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ from autograd.core import VJPNode, add_outgrads, vspace
 from autograd.tracer import isbox, new_box, trace_stack
 from autograd.util import toposort
 
-from minigen.optim import leaves
+from minigen.tree import leaves, rebuild
 
 
 def value_and_grad(loss):
@@ -33,13 +33,13 @@ def value_and_grad(loss):
         with trace_stack.new_trace() as trace:
             roots = [VJPNode.new_root() for _ in arrays]
             boxes = [new_box(a, trace, root) for a, root in zip(arrays, roots)]
-            end = loss(_rebuild(params, iter(boxes)), *args, **kwargs)
+            end = loss(rebuild(params, iter(boxes)), *args, **kwargs)
             if not (isbox(end) and end._trace == trace):  # the loss does not depend on params at all
-                return end, _rebuild(params, iter([np.zeros_like(a) for a in arrays]))
+                return end, rebuild(params, iter([np.zeros_like(a) for a in arrays]))
             value = end._value
             grads = _backward(end._node, roots, vspace(value).ones())
         zero_if_unused = (np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays))
-        return value, _rebuild(params, zero_if_unused)
+        return value, rebuild(params, zero_if_unused)
 
     return value_and_gradient
 
@@ -57,11 +57,3 @@ def _backward(end_node, roots, one):
             outgrads[parent] = add_outgrads(outgrads.get(parent), ingrad)
     return [reached.get(root) for root in roots]
 
-
-def _rebuild(tree, items):
-    """A tree shaped like `tree` whose leaves are taken in order from the iterator `items`."""
-    if isinstance(tree, dict):
-        return {key: _rebuild(tree[key], items) for key in sorted(tree)}  # the order of optim.leaves
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_rebuild(item, items) for item in tree)
-    return next(items)

@@ -149,13 +149,11 @@ def cmd_eval(args):
     """The model's test metrics, printed and written to RUN_DIR/eval.json."""
     import json
 
-    from minigen import train
+    from minigen import metrics, train
     config, trainable = train.load_run(args.run_dir)
-    if trainable.evaluate is None:
-        raise ValueError(f"model {config['model']!r} has no test metrics yet")
     if args.data_dir is not None:
         config = {**config, "data": "mnist", "data_dir": args.data_dir}
-    results = trainable.evaluate(*load_data("test", config))
+    results = metrics.eval_scores(trainable, *load_data("test", config))
     for key, value in results.items():
         print(f"{key:16s} {value:.4f}" if isinstance(value, float) else f"{key:16s} {value}")
     (Path(args.run_dir) / "eval.json").write_text(json.dumps(results, indent=2) + "\n")

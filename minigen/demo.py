@@ -12,6 +12,11 @@ sample grid in samples/, the loss curve, a checkpoint), then
 
 and prints the scores in a table with the real-data references, since a FID alone means little.
 Every option of `minigen train` can be given to the demo; the demo's defaults come first.
+
+train_classifier trains a digit classifier in the same training loop, for
+demos/classifier_mnist.py and demos/cvae_mnist.py. This module sits above the
+`minigen` command (it drives `minigen train`), which runs demos by path and never
+imports it.
 """
 import argparse
 import json
@@ -21,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from minigen import cli, metrics, train, viz
+from minigen.models.classifier import build_classifier, make_train_step
+from minigen.optim import Adam
 
 
 def model_demo(model, doc, epochs, batch_size=128, lr=None, argv=None):
@@ -57,7 +64,7 @@ def report(trainable, config, out):
     viz.save_image_grid(trainable.sample(np.random.default_rng(0), 100), out / "samples.png", trainable.picture_columns)
     (x, _), (x_test, y_test) = cli.load_data("train", config), cli.load_data("test", config)
     print(f"scoring {len(x_test)} samples against {len(x_test)} test images (the shipped classifier's features)")
-    scores = trainable.evaluate(x_test, y_test)
+    scores = metrics.eval_scores(trainable, x_test, y_test)
     real = metrics.real_data_references(x[:len(x_test)], x_test)
     print(f"\n{'':14s}{'FID':>9s}{'score':>9s}\n{config['model']:14s}{scores['fid']:9.2f}{scores['is']:9.2f}\n"
           f"{'real digits':14s}{real['fid']:9.2f}{real['is']:9.2f}   (training vs test images; test set)")
@@ -66,3 +73,17 @@ def report(trainable, config, out):
     seconds = sum(r.get("seconds", 0.0) for r in logged if "summary" in r)
     (out / "eval.json").write_text(json.dumps({**scores, "real_data": real, "train_seconds": seconds}, indent=2) + "\n")
     print(f"{seconds:.0f} s of training; curves.png, samples.png, eval.json and samples/ in {out}/")
+
+
+def train_classifier(x, y, epochs=3, lr=1e-3, batch_size=128, seed=0, log=None, net=None):
+    """Train a classifier with Adam on cross-entropy in the one training loop; returns (net, params, history).
+
+    net: the conv net of minigen.models.classifier.build_classifier() by default, or any
+    layer x -> (N, 10) logits (demos/cvae_mnist.py's MLP).
+    """
+    rng = np.random.default_rng(seed)
+    net = build_classifier() if net is None else net
+    _, params = net.init(rng, x.shape[1:])
+    step = make_train_step(net, params, Adam(params, lr=lr), rng)
+    history = train.train_epochs(step, (x, y), epochs, rng, batch_size, desc="classifier", log=log)
+    return net, params, history

@@ -16,8 +16,8 @@ Conventions:
   - float32 in -> float32 out, values and gradients. Under numpy 2's promotion rules a
     float32 array combined with a numpy float64/int64 *scalar* becomes float64, so the
     constants here are Python ints and floats (which adapt to the array's dtype).
-    autograd's VJPs of np.var / np.std return float64, so they are not used; np.mean
-    is safe because importing minigen.ops mends its VJP.
+    autograd's VJPs of np.mean, np.var, np.std, np.max and np.min return float64; importing
+    minigen.ops mends them (minigen.autograd_patches), so they are safe here.
   - Randomness comes from an explicit numpy Generator: `eps` is passed in.
 """
 import math
@@ -27,7 +27,7 @@ import numpy as onp
 from autograd import grad
 from autograd.tracer import getval
 
-from minigen import ops  # its import also mends the float32 VJP of np.mean
+from minigen import ops  # its import also mends the float32 VJPs of np.mean, var, std, max, min
 
 LOG_2PI = math.log(2 * math.pi)  # a Python float, so it never promotes float32
 
@@ -300,18 +300,21 @@ def gradient_penalty(critic, params, real, fake, eps, weight=10.0):
         λ E[(‖∇_x̂ D(x̂)‖₂ - 1)²],   x̂ = ε·real + (1 - ε)·fake,  ε ~ U[0, 1] per example.
 
     critic(params, x) -> (N,) or (N, 1) scores; real, fake: (N, ...) float32;
-    eps: (N,) or broadcastable to real, e.g. (N, 1) or (N, 1, 1, 1); weight: λ (10 in the paper).
+    eps: one ε per example, shape (N,) or (N, 1, ..., 1) with as many axes as real (e.g.
+    (N, 1, 1, 1) for images); weight: λ (10 in the paper). Other shapes are refused: an
+    (N, 1) against images (N, 1, 28, 28) would broadcast over the rows of each image when
+    N = 28, giving each row its own ε.
     The inner gradient is taken with autograd.grad *inside* the loss, so the critic's
     gradient of this penalty is a gradient of a gradient (double backprop). Each score
     depends only on its own example (no batch norm in the critic, as the paper says),
     so the gradient of the summed scores gives every example's ∇_x̂ D(x̂) at once.
     """
     _check_same_shape("gradient_penalty", real=real, fake=fake)
-    if onp.ndim(eps) == 1 and onp.shape(eps)[0] == onp.shape(real)[0]:  # (N,) -> (N, 1, ...), one ε per example
-        eps = np.reshape(eps, (onp.shape(real)[0],) + (1,) * (onp.ndim(real) - 1))
-    if not _broadcasts_to(onp.shape(eps), onp.shape(real)):
-        raise ValueError(f"gradient_penalty: eps of shape {tuple(onp.shape(eps))} does not broadcast to "
-                         f"the examples' shape {tuple(onp.shape(real))}; give one ε per example, (N,)")
+    n, per_example = onp.shape(real)[0], (onp.shape(real)[0],) + (1,) * (onp.ndim(real) - 1)
+    if tuple(onp.shape(eps)) not in ((n,), per_example):
+        raise ValueError(f"gradient_penalty: expected eps of shape ({n},) or {per_example}, one ε per "
+                         f"example of the batch {tuple(onp.shape(real))}, got {tuple(onp.shape(eps))}")
+    eps = np.reshape(eps, per_example)  # (N, 1, ..., 1): broadcasts over each example's features only
     # BEGIN SOLUTION
     x_hat = eps * real + (1 - eps) * fake
     slopes = grad(lambda x: np.sum(critic(params, x)))(x_hat)

@@ -8,7 +8,10 @@ from typing import NamedTuple
 import numpy as np
 
 from minigen import losses
+from minigen.checkpoint import load_params
 from minigen.data import batches, binarize
+from minigen.models.classifier import build_classifier
+from minigen.ops import log_softmax
 
 
 def iwae_nll(model, params, x, k, rng, batch_size=100, max_samples_per_pass=50_000):
@@ -162,9 +165,6 @@ CLASSIFIER_WEIGHTS = Path(__file__).resolve().parent / "weights" / "classifier.n
 
 def mnist_classifier(path=CLASSIFIER_WEIGHTS):
     """(net, params) of the shipped MNIST classifier (build_classifier's architecture)."""
-    from minigen.checkpoint import load_params
-    from minigen.models.classifier import build_classifier
-
     net = build_classifier()
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: classifier weights missing; make them with "
@@ -175,8 +175,6 @@ def mnist_classifier(path=CLASSIFIER_WEIGHTS):
 
 def classifier_outputs(images, classifier=None, batch_size=500):
     """(features (N, 128), class probabilities (N, 10)) of images (N, 1, 28, 28) in [0, 1]."""
-    from minigen.ops import log_softmax
-
     net, params = classifier or mnist_classifier()
     features_net, head = net.spec[1]["layers"]
     feats, probs = [], []
@@ -237,3 +235,20 @@ def real_data_references(x_train, x_test, classifier=None):
     train_feats, _ = classifier_outputs(x_train, classifier)
     test_feats, test_probs = classifier_outputs(x_test, classifier)
     return {"fid": frechet_distance(train_feats, test_feats), "is": inception_score(test_probs)}
+
+
+def eval_scores(trainable, x_test, y_test):
+    """What `minigen eval` reports for a trained model (a minigen.models.trainable.Trainable):
+
+      - what the model measures by itself, trainable.test_metrics(x_test, y_test), if it has any;
+      - for a model with a likelihood bound (trainable.likelihood = (model, params)), the test
+        -ELBO and the IWAE NLL with K = 100 (vae_test_metrics);
+      - the FID and score of len(x_test) samples against x_test (sample_quality); a conditional
+        model's samples cycle through the classes and are scored for their labels too.
+    """
+    scores = {} if trainable.likelihood is None else vae_test_metrics(*trainable.likelihood, x_test, nll_k=100)
+    if trainable.test_metrics is not None:
+        scores.update(trainable.test_metrics(x_test, y_test))
+    n = len(x_test)
+    labels = np.arange(n) % trainable.picture_columns if trainable.needs_labels else None
+    return {**scores, **sample_quality(trainable.sample(np.random.default_rng(0), n), x_test, labels=labels)}

@@ -12,14 +12,20 @@ the VJPs are built from differentiable primitives, gradients of gradients work â
 WGAN-GP's penalty differentiates through the backward pass of its critic.
 
 All of them keep the dtype they are given: float32 in, float32 out.
+
+Importing this module (as every other module of minigen does) also changes autograd
+for the whole process (minigen.autograd_patches): the VJPs of np.mean, np.var, np.std, np.max, np.min, np.amax
+and np.amin are replaced by the same formulas that return float32 gradients for
+float32 inputs, where autograd's return float64 under numpy 2. Values are the same;
+code of your own that autograd differentiates in the same process is affected too.
 """
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
-from autograd.numpy import numpy_wrapper
-from autograd.numpy.numpy_vjps import repeat_to_match_shape
 from autograd.tracer import getval
 from numpy.lib.stride_tricks import sliding_window_view
+
+from minigen import autograd_patches  # noqa: F401 (installs float32 VJPs of mean, var, std, max, min)
 
 
 def _pair(v, name):
@@ -245,27 +251,17 @@ def log_softmax(logits, axis=-1):
 
 
 
-# --- A float64 leak in autograd, mended -----------------------------------------
-# autograd's VJP of np.mean divides by a numpy int64 count, and under numpy 2's
-# promotion rules float32 / int64 is float64: every gradient that flowed through a
-# mean came back float64 (found by tests/test_nn.py). Dividing by a Python int
-# keeps the dtype. Registering it here mends np.mean for all code that imports
-# minigen, the users' own losses included; the values are unchanged.
-def _mean_vjp(ans, x, axis=None, keepdims=False, **kwargs):
-    shape, dtype = onp.shape(x), onp.result_type(x)
+def one_hot(labels, n_classes=10, n=None):
+    """Integer labels (N,) -> float32 indicator rows (N, n_classes), the y fed to conditional models.
 
-    def vjp(g):
-        g_repeated, count = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
-        return g_repeated / int(count)
-
-    return vjp
-
-
-defvjp(numpy_wrapper._primitive_mean, _mean_vjp)
-
-
-def one_hot(labels, n_classes=10):
-    """Integer labels (N,) -> float32 indicator rows (N, n_classes), the y fed to conditional models."""
+    n: how many examples the labels go with, if known; then labels must have shape (n,).
+    Missing labels, floats (one-hot rows passed where integers belong), values outside
+    [0, n_classes) and a wrong count are each refused with an error naming what was expected.
+    """
+    if labels is None:
+        raise ValueError(f"a conditional model needs labels y, (N,) ints in [0, {n_classes})")
+    if n is not None and onp.shape(labels) != (n,):
+        raise ValueError(f"expected integer labels of shape ({n},), one per image, got shape {onp.shape(labels)}")
     labels = onp.asarray(labels)
     if labels.ndim != 1 or not onp.issubdtype(labels.dtype, onp.integer):
         raise ValueError(f"one_hot expects integer labels of shape (N,), got {labels.dtype} of shape {labels.shape}")

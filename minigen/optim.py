@@ -11,14 +11,7 @@ hyper-parameters give the same trajectory.
 """
 import numpy as np
 
-
-def leaves(tree):
-    """The arrays of a nested dict/list, in a fixed order (dict keys sorted)."""
-    if isinstance(tree, dict):
-        return [leaf for key in sorted(tree) for leaf in leaves(tree[key])]
-    if isinstance(tree, (list, tuple)):
-        return [leaf for item in tree for leaf in leaves(item)]
-    return [tree]
+from minigen.tree import leaves
 
 
 class Optimizer:
@@ -173,9 +166,16 @@ class Adam(Optimizer):
         # END SOLUTION
 
 
-def AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-    """Adam with decoupled weight decay (torch.optim.AdamW's defaults)."""
-    return Adam(params, lr, betas, eps, weight_decay, decoupled=True)
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): each step shrinks p by
+    lr * weight_decay before Adam's update, instead of adding weight_decay * p to the gradient.
+
+    The same optimiser as Adam(..., weight_decay, decoupled=True), with torch.optim.AdamW's
+    default weight_decay of 1e-2; torch's AdamW is likewise its Adam with decoupled decay.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay, decoupled=True)
 
 
 def update_average(average, params, decay):

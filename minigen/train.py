@@ -28,7 +28,7 @@ from minigen import __version__
 from minigen.checkpoint import load_checkpoint, save_checkpoint
 from minigen.data import batches
 from minigen.models.trainable import NonFiniteError, check_finite
-from minigen.optim import leaves
+from minigen.tree import leaves
 
 
 class TrainingStopped(RuntimeError):
@@ -270,7 +270,7 @@ def copy_into(tree, saved):
         np.copyto(current, new)
 
 
-def evaluate(fn, arrays, batch_size=1000):
+def mean_over_batches(fn, arrays, batch_size=1000):
     """Mean of fn(batch) -> (N,) per-example values over the whole data, in order."""
     values = [np.asarray(fn(batch)) for batch in batches(None, *arrays, batch_size=batch_size, shuffle=False)]
     return float(np.concatenate(values).mean())

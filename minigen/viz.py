@@ -1,7 +1,8 @@
 """Pictures: image grids and loss curves, written as PNG files.
 
-matplotlib is imported inside the functions with the Agg backend, so importing
-minigen never needs a display.
+Each figure is a matplotlib.figure.Figure drawn on its own Agg canvas, never a pyplot
+figure: nothing here picks or changes matplotlib's backend (a notebook keeps its own),
+and no display is needed. matplotlib is imported only when a picture is made.
 """
 from pathlib import Path
 
@@ -24,24 +25,19 @@ def tile(images, ncol=8, pad=1):
 
 def save_image_grid(images, path, ncol=8):
     """Write images (N, 1, H, W) in [0, 1] as one PNG grid; returns the path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.image import imsave  # writes the pixels through PIL, no figure or backend involved
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, np.clip(tile(images, ncol), 0, 1), cmap="gray", vmin=0, vmax=1)
+    imsave(path, np.clip(tile(images, ncol), 0, 1), cmap="gray", vmin=0, vmax=1)
     return path
 
 
 def save_curves(history, path, keys=None, title=""):
     """Plot metrics per epoch from a list of dicts (train_epochs' history); returns the path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = keys or [k for k in history[0] if k != "seconds"]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = _figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     for key in keys:
         ax.plot(range(1, len(history) + 1), [h[key] for h in history], marker="o", label=key)
     ax.set_xlabel("epoch")
@@ -61,16 +57,13 @@ def save_training_panels(records, path, title="", window=50):
     """Per-step metrics (a list of dicts, e.g. a run's metrics.jsonl) in panels, moving means over
     `window` steps: D's outputs, the losses, the gradient norms, and the rest. An oscillating
     D, or a D that wins outright (D(x) → 1, D(G(z)) → 0), shows here. Returns the path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [k for k in records[0] if k not in ("step", "epoch") and isinstance(records[0][k], (int, float))]
     groups = [(name, [k for k in keys if belongs(k)]) for name, belongs in PANELS]
     grouped = {k for _, ks in groups for k in ks}
     groups = [g for g in groups + [("other", [k for k in keys if k not in grouped])] if g[1]]
     window = max(1, min(window, len(records) // 10))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3), squeeze=False)
+    fig = _figure(figsize=(4 * len(groups), 3))
+    axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, (name, group) in zip(axes[0], groups):
         for key in group:
             values = np.convolve([r[key] for r in records], np.ones(window) / window, mode="valid")
@@ -84,13 +77,21 @@ def save_training_panels(records, path, title="", window=50):
     return _save(fig, path)
 
 
-def _save(fig, path):
-    """Write a matplotlib figure as a PNG (making its folder) and close it; returns the path."""
-    import matplotlib.pyplot as plt
+def _figure(figsize):
+    """A Figure on its own Agg canvas: outside pyplot, so the user's backend and figures are untouched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path):
+    """Write a figure of _figure as a PNG (making its folder); returns the path. Nothing to close:
+    pyplot never held it, so it is freed with its last reference."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

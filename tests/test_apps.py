@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from test_vae import log_mean_exp_bound, numpy_log_weights
 
 from minigen import apps
-from minigen.data import load_mnist_sample
+from minigen.data import binarize, load_mnist_sample
 from minigen.metrics import auroc, average_ranks, missing_pixel_bce, missing_pixel_mse
-from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
+from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam
 from minigen.train import train_epochs
 

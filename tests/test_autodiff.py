@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from minigen import nn
 from minigen.autodiff import value_and_grad
-from minigen.optim import leaves
+from minigen.tree import leaves
 
 
 def mlp_loss(params, x):

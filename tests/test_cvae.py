@@ -9,11 +9,11 @@ from autograd import grad
 from autograd.misc import flatten
 
 from minigen import apps
-from minigen.data import load_mnist_sample
+from minigen.data import binarize, load_mnist_sample
 from minigen.gradcheck import check_grad
 from minigen.losses import iwae_bound
 from minigen.models.cvae import CVAE
-from minigen.models.vae import VAEConfig, binarize, make_train_step
+from minigen.models.vae import VAEConfig, make_train_step
 from minigen.optim import Adam, leaves
 from minigen.train import train_epochs
 

@@ -216,6 +216,26 @@ def test_gradient_penalty_is_float32_and_zero_for_a_unit_slope_critic():
         losses.gradient_penalty(unit, w, real, fake, np.zeros(5, np.float32))
 
 
+def test_gradient_penalty_takes_one_eps_per_example_only():
+    """An (N, 1) eps against N = 28 images of 28 x 28 would broadcast over each image's rows: refused.
+    (N,) and (N, 1, 1, 1) give the same penalty as an interpolation written out per example."""
+    rng = np.random.default_rng(5)
+    real, fake = rng.random((28, 1, 28, 28)), rng.random((28, 1, 28, 28))
+    w = rng.standard_normal((1, 28, 28))
+    critic = lambda p, x: anp.sum(anp.tanh(x * p), axis=(1, 2, 3))  # per-example slope varies with x̂
+    eps = rng.random(28)
+    expected = 0.0
+    for i in range(28):  # the formula, one example at a time: x̂_i = ε_i real_i + (1 - ε_i) fake_i
+        x_hat = eps[i] * real[i] + (1 - eps[i]) * fake[i]
+        slope = w * (1 - np.tanh(x_hat * w) ** 2)
+        expected += 10 * (np.sqrt(np.sum(slope ** 2)) - 1) ** 2 / 28
+    for shaped in (eps, eps.reshape(28, 1, 1, 1)):
+        assert losses.gradient_penalty(critic, w, real, fake, shaped) == pytest.approx(expected, rel=1e-9)
+    for wrong in (eps.reshape(28, 1), eps.reshape(1, 28), eps[:, None, None]):
+        with pytest.raises(ValueError, match=r"expected eps of shape \(28,\) or \(28, 1, 1, 1\)"):
+            losses.gradient_penalty(critic, w, real, fake, wrong)
+
+
 # --- Alternating training ------------------------------------------------------------------------
 
 def test_the_lecture_mlp_gan_has_the_lecture_shapes_and_trains_in_float32(rng):

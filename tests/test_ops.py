@@ -240,6 +240,44 @@ def test_gradients_through_np_mean_stay_float32():
     np.testing.assert_allclose(grad(lambda z: anp.mean(z))(x), np.full((3, 4), 1 / 12, np.float32))
 
 
+REDUCTIONS = {  # name: (autograd's function, torch's, keyword args)
+    "mean": (anp.mean, lambda t, **kw: t.mean(**kw), {}),
+    "var": (anp.var, lambda t, **kw: t.var(correction=0, **kw), {}),
+    "var_ddof1": (lambda a, **kw: anp.var(a, ddof=1, **kw), lambda t, **kw: t.var(correction=1, **kw), {}),
+    "std": (anp.std, lambda t, **kw: t.std(correction=0, **kw), {}),
+    "max": (anp.max, lambda t, **kw: t.amax(**kw), {}),
+    "min": (anp.min, lambda t, **kw: t.amin(**kw), {}),
+    "amax": (anp.amax, lambda t, **kw: t.amax(**kw), {}),
+}
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+@pytest.mark.parametrize("axis", [None, 1, (0, 2)])
+def test_gradients_of_reductions_stay_float32_and_match_torch(name, axis):
+    """autograd's VJPs of mean, var, std, max, min return float64 for float32 input; minigen.ops
+    mends all of them: float32 gradients, equal to torch's (float32) and to finite differences (float64)."""
+    ours, theirs, _ = REDUCTIONS[name]
+    x = np.random.default_rng(0).standard_normal((3, 4, 5)).astype(np.float32)  # no ties
+    weights = np.random.default_rng(1).standard_normal(np.shape(ours(x, axis=axis))).astype(np.float32)
+    loss = lambda z: anp.sum(ours(z, axis=axis) * weights)
+    g = grad(loss)(x)
+    assert g.dtype == np.float32
+    t = torch.tensor(x, requires_grad=True)
+    dims = {} if axis is None else {"dim": axis}
+    (theirs(t, **dims) * torch.tensor(weights)).sum().backward()
+    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-6)
+    x64 = x.astype(np.float64)
+    loss64 = lambda z: np.sum(ours(z, axis=axis) * weights)
+    np.testing.assert_allclose(grad(loss64)(x64), numerical_grad(loss64, x64), rtol=1e-6, atol=1e-8)
+
+
+def test_max_and_min_share_the_gradient_among_ties():
+    x = np.array([[1.0, 3.0, 3.0], [0.0, -2.0, -2.0]], np.float32)
+    np.testing.assert_array_equal(grad(lambda z: anp.sum(anp.max(z, axis=1)))(x), [[0, 0.5, 0.5], [1, 0, 0]])
+    np.testing.assert_array_equal(grad(lambda z: anp.sum(anp.min(z, axis=1)))(x), [[1, 0, 0], [0, 0.5, 0.5]])
+    assert grad(lambda z: anp.max(z))(x).dtype == np.float32
+
+
 def test_one_hot_and_its_errors():
     np.testing.assert_array_equal(ops.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
     assert ops.one_hot(np.array([1]), 10).dtype == np.float32
@@ -247,3 +285,12 @@ def test_one_hot_and_its_errors():
         ops.one_hot(np.array([0, 10]))
     with pytest.raises(ValueError, match="integer labels of shape"):
         ops.one_hot(np.array([0.0, 1.0]))
+
+
+def test_one_hot_checks_the_count_it_is_told():
+    """The one label check every conditional model (cGAN, CVAE, M2) shares: one integer label per example."""
+    np.testing.assert_array_equal(ops.one_hot([1, 0], 2, n=2), np.eye(2, dtype=np.float32)[[1, 0]])
+    with pytest.raises(ValueError, match=r"expected integer labels of shape \(3,\), one per image, got shape \(2,\)"):
+        ops.one_hot(np.array([1, 0]), 10, n=3)
+    with pytest.raises(ValueError, match=r"needs labels y, \(N,\) ints in \[0, 10\)"):
+        ops.one_hot(None, 10, n=3)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from autograd import grad
 
-from minigen.optim import SGD, Adam, AdamW, RMSprop, leaves
+from minigen.optim import SGD, Adam, AdamW, RMSprop
+from minigen.tree import leaves
 
 CASES = {
     "sgd_momentum": (lambda p: SGD(p, lr=0.01, momentum=0.9), lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
@@ -22,6 +23,8 @@ CASES = {
     "adam_wgan_gp_float64": (lambda p: Adam(p, lr=1e-2, betas=(0.5, 0.9), weight_decay=0.1),
                              lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.5, 0.9), weight_decay=0.1)),
     "adamw": (lambda p: AdamW(p, lr=1e-2), lambda p: torch.optim.AdamW(p, lr=1e-2)),
+    "adamw_wd": (lambda p: AdamW(p, lr=1e-2, betas=(0.5, 0.999), weight_decay=0.1),
+                 lambda p: torch.optim.AdamW(p, lr=1e-2, betas=(0.5, 0.999), weight_decay=0.1)),
 }
 
 
@@ -89,3 +92,11 @@ def test_bad_gradients_and_settings_are_refused():
 def test_leaves_order_is_fixed_by_sorted_keys():
     tree = {"b": [np.zeros(1), np.ones(2)], "a": np.full(3, 2.0)}
     assert [len(x) for x in leaves(tree)] == [3, 1, 2]
+
+
+def test_adamw_is_adam_with_decoupled_decay_as_in_torch():
+    """torch.optim.AdamW subclasses torch.optim.Adam and only switches decoupled decay on; so does ours."""
+    params, _, _ = least_squares()
+    opt = AdamW(params)
+    assert isinstance(opt, AdamW) and isinstance(opt, Adam)
+    assert opt.decoupled and opt.weight_decay == torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]

@@ -5,9 +5,9 @@ import pytest
 from autograd import grad
 
 from minigen import apps
-from minigen.data import load_mnist_sample
+from minigen.data import binarize, load_mnist_sample
 from minigen.metrics import iwae_nll
-from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
+from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam, leaves
 from minigen.train import train_epochs
 

@@ -9,11 +9,10 @@ import numpy as onp
 
 from minigen import nn
 from minigen.autodiff import value_and_grad
+from minigen.data import batches
 from minigen.init import he_normal
 from minigen.models.trainable import apply_gradients, check_finite
 from minigen.ops import log_softmax, one_hot
-from minigen.optim import Adam
-from minigen.train import evaluate, train_epochs
 
 
 def build_classifier(dropout=0.3):
@@ -34,20 +33,15 @@ def cross_entropy(logits, labels):
 
 
 def accuracy(net, params, x, y, batch_size=1000):
-    """Share of examples whose largest logit is the true label."""
-    return evaluate(lambda b: onp.argmax(net.apply(params, b[0]), axis=1) == b[1], (x, y), batch_size)
+    """Share of examples (x (N, 1, 28, 28), y (N,) int) whose largest logit is the true label."""
+    right = sum(int(onp.sum(onp.argmax(net.apply(params, xb), axis=1) == yb))
+                for xb, yb in batches(None, x, y, batch_size=batch_size, shuffle=False))
+    return right / len(y)
 
 
-def train_classifier(x, y, epochs=3, lr=1e-3, batch_size=128, seed=0, log=None, net=None):
-    """Train with Adam on cross-entropy; returns (net, params, history).
-
-    net: the conv net of build_classifier() by default, or any layer x -> (N, 10) logits.
-    """
-    rng = onp.random.default_rng(seed)
-    net = build_classifier() if net is None else net
-    _, params = net.init(rng, x.shape[1:])
-    opt = Adam(params, lr=lr)
-
+def make_train_step(net, params, opt, rng):
+    """step((x, y)) -> {"loss", "grad_norm"}: cross-entropy with dropout on, value_and_grad, a guarded
+    opt.step. Train it with minigen.train.train_epochs(step, (x, y), ...), as the demos do."""
     def loss(params, xb, yb):
         return cross_entropy(net.apply(params, xb, train=True, rng=rng), yb)
 
@@ -55,8 +49,6 @@ def train_classifier(x, y, epochs=3, lr=1e-3, batch_size=128, seed=0, log=None, 
 
     def step(batch):
         value, grads = loss_and_grad(params, *batch)
-        loss = check_finite("loss", value)
-        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "classifier")}
+        return {"loss": check_finite("loss", value), "grad_norm": apply_gradients(opt, grads, "classifier")}
 
-    history = train_epochs(step, (x, y), epochs, rng, batch_size, desc="classifier", log=log)
-    return net, params, history
+    return step

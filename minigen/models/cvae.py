@@ -18,7 +18,8 @@ import autograd.numpy as np
 import numpy as onp
 
 from minigen import losses
-from minigen.models.vae import VAE, VAEConfig, binarize
+from minigen.data import binarize
+from minigen.models.vae import VAE, VAEConfig
 from minigen.ops import append_condition, one_hot
 
 
@@ -39,13 +40,6 @@ class CVAE:
         _, dec = self.vae.decoder.init(rng, (self.cfg.latent + self.n_classes,))
         return {"encoder": enc, "decoder": dec}
 
-    def one_hot_labels(self, y, n):
-        """Integer labels (n,) -> (n, n_classes) float32, with an error naming what was expected."""
-        shape = onp.shape(y)
-        if shape != (n,):
-            raise ValueError(f"CVAE: expected integer labels of shape ({n},), one per example, got shape {shape}")
-        return one_hot(onp.asarray(y), self.n_classes)  # raises for floats and values outside [0, n_classes)
-
     def encode(self, params, x, y):
         """x: (N, 1, 28, 28), y: (N,) int -> mu, logvar of q(z|x,y): (N, latent) each."""
         if tuple(onp.shape(x)[1:]) != tuple(self.cfg.image_shape):
@@ -53,11 +47,11 @@ class CVAE:
                              f", got {tuple(onp.shape(x))}")
         n = onp.shape(x)[0]
         features = x if self.cfg.conv else np.reshape(x, (n, -1))  # conv: the label as constant planes
-        return self.vae.encode(params, append_condition(features, self.one_hot_labels(y, n)))
+        return self.vae.encode(params, append_condition(features, one_hot(y, self.n_classes, n)))
 
     def decode(self, params, z, y):
         """z: (N, latent), y: (N,) int -> logits of p(x|z,y): (N, 1, 28, 28)."""
-        return self.vae.decode(params, append_condition(z, self.one_hot_labels(y, onp.shape(z)[0])))
+        return self.vae.decode(params, append_condition(z, one_hot(y, self.n_classes, onp.shape(z)[0])))
 
     def given(self, y):
         """The VAE over x obtained by fixing the labels y (N,): p(x|y) as an ordinary VAE."""
@@ -150,7 +144,7 @@ def build(name, options, rng, lr=None):
     params = model.init(rng)
     opt = Adam(params, lr=1e-3 if lr is None else lr)
 
-    def evaluate(x_test, y_test):  # -ELBO given the true label, on a fixed binarization of the test set
+    def test_metrics(x_test, y_test):  # -ELBO given the true label, on a fixed binarization of the test set
         x_bin = binarize(onp.random.default_rng(1234), x_test)
         eps = losses.sample_eps(onp.random.default_rng(1235), (len(x_bin), model.cfg.latent))
         return {"test_neg_elbo_given_y": -float(onp.mean(onp.concatenate(
@@ -159,4 +153,5 @@ def build(name, options, rng, lr=None):
 
     return Trainable(params={"cvae": params}, optimizers={"cvae": opt}, step=make_train_step(model, params, opt, rng),
                      sample=lambda sample_rng, n: model.sample(params, sample_rng, onp.arange(n) % model.n_classes),
-                     remedies="lower --lr", evaluate=evaluate, needs_labels=True, picture_columns=model.n_classes)
+                     remedies="lower --lr", test_metrics=test_metrics, needs_labels=True,
+                     picture_columns=model.n_classes)

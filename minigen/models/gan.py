@@ -24,7 +24,8 @@ from autograd.tracer import getval
 from minigen import losses, nn, ops
 from minigen.autodiff import value_and_grad  # autograd's, minus the cost of differentiating containers
 from minigen.models.trainable import apply_gradients, check_finite
-from minigen.optim import Adam, RMSprop, leaves
+from minigen.optim import Adam, RMSprop
+from minigen.tree import leaves
 
 
 class GAN:
@@ -306,16 +307,7 @@ def trainable(gan, recipe, rng, lr=None):
         params=params, optimizers={"generator": g_opt, "discriminator": d_opt}, step=step,
         sample=lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
         remedies="lower --lr; for a GAN, a WGAN-GP (minigen train wgan-gp) is the usual fix for instability",
-        evaluate=lambda x_test, _: quality(gan, params, x_test), needs_labels=bool(gan.n_classes),
-        minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8)
-
-
-def quality(gan, params, x_test):
-    """FID and score of len(x_test) samples against x_test (minigen.metrics.sample_quality); a
-    conditional GAN's samples are drawn for every class in turn, and scored for their labels too."""
-    from minigen import metrics
-    y = onp.arange(len(x_test)) % gan.n_classes if gan.n_classes else None
-    return metrics.sample_quality(gan.sample(params, onp.random.default_rng(0), len(x_test), y), x_test, labels=y)
+        needs_labels=bool(gan.n_classes), minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8)
 
 
 def build(name, options, rng, lr=None):

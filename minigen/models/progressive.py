@@ -44,7 +44,7 @@ deviation (§3), and Adam's moments reset at each new level (their released code
 Adam's bias correction is already ~1, would take first steps ~16 x the learning rate).
 Optional, off by default: G's pixelwise feature normalisation (§4.2, `--set pixel_norm=true`,
 after each LReLU). With it, our samples at 28 x 28 had a speckled background and D won
-outright (D(x) 0.98, D(G(z)) 0.02 in epoch 3); it lifts the near-zero features of a
+outright (not in the README's tables); it lifts the near-zero features of a
 blank background to unit length, and 8 channels leave toRGB little room to map them all
 to black. Without it the background stays clean. Left out, for a CPU: the
 equalised learning rate (§4.1), and the WGAN-GP loss (Appendix A.1), whose penalty

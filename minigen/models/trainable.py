@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minigen.optim import leaves
+from minigen.tree import leaves
 
 
 class NonFiniteError(FloatingPointError):
@@ -23,10 +23,15 @@ class Trainable:
     """params: {group: tree}, e.g. {"vae": ...} or {"generator": ..., "discriminator": ...}.
     optimizers: {group: Optimizer} over the same groups.
     step: batch (tuple of arrays) -> {metric: float}; draws its noise from the run's rng.
-    sample: (rng, n) -> n images (n, 1, 28, 28) in [0, 1].
+    sample: (rng, n) -> n images (n, 1, 28, 28) in [0, 1]; a conditional model (needs_labels)
+        draws image i for class i % picture_columns.
     state: buffers trained without gradients, e.g. BatchNorm running statistics.
     remedies: what to try when training diverges (printed by the NaN guard).
-    evaluate: (x_test, y_test) -> {metric: number}, the model's test metrics (`minigen eval`).
+    test_metrics: optional (x_test, y_test) -> {metric: number}, what the model measures on the
+        test set by itself (a CVAE's -ELBO given the label, a VAE-GAN's reconstruction error).
+    likelihood: optional (model, params) of a model with a likelihood bound (model.elbo and
+        model.iwae_log_weights, as a VAE has), whose test -ELBO and IWAE NLL `minigen eval` reports.
+        `minigen eval` prints both, with the FID and score of samples: minigen.metrics.eval_scores.
     needs_labels: whether step's batches are (x, y) rather than (x,).
     minibatches_per_step: how many minibatches one step consumes (a WGAN's n_critic).
     picture_columns: columns of the sample grids (a conditional model: one per class).
@@ -37,7 +42,8 @@ class Trainable:
     sample: Callable
     state: dict = field(default_factory=dict)
     remedies: str = "lower the learning rate"
-    evaluate: Callable | None = None
+    test_metrics: Callable | None = None
+    likelihood: tuple | None = None
     needs_labels: bool = False
     minibatches_per_step: int = 1
     picture_columns: int = 8

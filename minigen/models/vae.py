@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import autograd.numpy as np
 import numpy as onp
 
-from minigen import losses, metrics, nn, ops
+from minigen import losses, nn, ops
 from minigen.autodiff import value_and_grad
 from minigen.data import binarize
 from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
@@ -181,14 +181,7 @@ def trainable(cfg=VAEConfig(), rng=None, lr=1e-3):
     return Trainable(params={"vae": params}, optimizers={"vae": opt},
                      step=make_train_step(model, params, opt, rng),
                      sample=lambda sample_rng, n: model.sample(params, sample_rng, n),
-                     remedies="lower --lr; for a beta-VAE, a smaller beta",
-                     evaluate=lambda x_test, _: evaluate(model, params, x_test))
-
-
-def evaluate(model, params, x_test):
-    """`minigen eval`: test -ELBO, IWAE NLL (K = 100), and the classifier's FID and score of samples."""
-    samples = model.sample(params, onp.random.default_rng(0), len(x_test))
-    return {**metrics.vae_test_metrics(model, params, x_test, nll_k=100), **metrics.sample_quality(samples, x_test)}
+                     remedies="lower --lr; for a beta-VAE, a smaller beta", likelihood=(model, params))
 
 
 def build(name, options, rng, lr=None):
