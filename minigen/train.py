@@ -106,6 +106,7 @@ def _checked_step(step, batch, run):
     """step(batch) with every metric checked finite, then (with a run) every updated weight."""
     metrics = {k: check_finite(k, v) for k, v in step(batch).items()}
     if run is not None:
+        run.commit()  # a finite loss and gradient from the pending checkpoint's weights: they are good
         bad = first_non_finite(run.trainable.params, "params")
         if bad is not None:
             raise NonFiniteError(f"weight {bad} is NaN or Inf after the update")
