@@ -62,9 +62,10 @@ class Run:
     config: JSON-able dict with at least "model"; `resume=True` continues from
     the checkpoint in `out` (refusing one of another model); `overwrite=True`
     starts a run again in a folder that holds one (minigen.runlock.prepare says
-    which folders may be written). `changes` ({option: new value}) are the options
-    a resumed run changes (e.g. lr): applied, and recorded with their step in the
-    config's "history". notify: callable(str) for messages (default warnings.warn).
+    which folders may be written). `changes` ({option: [old, new]}) are the options
+    a resumed run changes (e.g. lr), already applied in `config`: recorded with their
+    step in the config's "history", a new lr put into the restored optimisers.
+    notify: callable(str) for messages (default warnings.warn).
     The caller should hold the folder's runlock.RunLock (the CLI does).
     """
 
@@ -127,7 +128,8 @@ class Run:
         """The step of the checkpoint on disk, or None if there is none."""
         if not self.checkpoint_path.is_file():
             return None
-        return json.loads(str(np.load(self.checkpoint_path)["meta.json"])).get("step")
+        with np.load(self.checkpoint_path) as f:
+            return json.loads(str(f["meta.json"])).get("step")
 
     def remedy(self, pos, quantity, kept):
         """What to try after a divergence at `pos`: the learning rate is no suspect before any update.
