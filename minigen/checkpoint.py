@@ -43,6 +43,7 @@ def write_atomically(path, arrays):
     for key, value in arrays.items():
         if value.dtype == object:
             raise TypeError(f"cannot save {key!r}: object arrays need pickle; store numbers or strings")
+        _check_finite(path, key, value, "cannot save")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -56,6 +57,13 @@ def write_atomically(path, arrays):
         raise
 
 
+def _check_finite(path, key, value, verb):
+    """Refuse a float array holding NaN or Inf: a checkpoint of diverged weights is no checkpoint."""
+    if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(value).all():
+        raise ValueError(f"{path}: {verb} {key}: it holds NaN or Inf (a diverged run); minigen checkpoints "
+                         f"hold finite numbers only")
+
+
 def _umask():
     mask = os.umask(0)  # the only way to read it is to set it: put it straight back
     os.umask(mask)
@@ -66,7 +74,7 @@ def read_arrays(path):
     """Every array of an .npz as a dict, refusing pickles and naming what is wrong with the file."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+            arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such checkpoint") from None
     except ValueError as err:
@@ -76,6 +84,9 @@ def read_arrays(path):
         raise ValueError(f"{path}: not a readable minigen .npz checkpoint ({err})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f"{path}: not a readable minigen .npz checkpoint ({err})") from None
+    for key, value in arrays.items():
+        _check_finite(path, key, value, "refusing")
+    return arrays
 
 
 def save_checkpoint(path, trees, meta=None):
@@ -83,8 +94,13 @@ def save_checkpoint(path, trees, meta=None):
     arrays = {}
     for name, tree in trees.items():
         arrays.update(flatten(tree, name))
+    write_checkpoint(path, arrays, meta)
+
+
+def write_checkpoint(path, arrays, meta=None):
+    """Write flat arrays ({"params/0/W": array, ...}) and a JSON-able `meta` dict atomically."""
     if meta is not None:
-        arrays[META_KEY] = np.array(json.dumps(meta))
+        arrays = {**arrays, META_KEY: np.array(json.dumps(meta))}
     write_atomically(path, arrays)
 
 

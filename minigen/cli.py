@@ -1,14 +1,19 @@
 """The `minigen` command (also `python -m minigen`).
 
 Errors that a user can fix (bad flags, missing data, bad shapes) print one line
-and exit 1; --debug shows the full traceback instead.
+and exit 1; --debug shows the full traceback instead. Training stopped by Ctrl-C
+or SIGTERM saves and exits 128 + the signal's number (130, 143).
 """
 import argparse
-import runpy
+import math
+import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from minigen import __version__, assign
+from minigen.models.trainable import MemoryBudget, MemoryLimitError, machine_memory
+from minigen.runlock import CONFIG_FIELDS, RunLock, RunLocked
 from minigen.train import TrainingInterrupted, TrainingStopped
 
 DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
@@ -63,6 +68,11 @@ def cmd_data(args):
     return 0
 
 
+def notify(message):
+    """How the CLI shows what the library reports while it works (library code never prints)."""
+    print(f"minigen: {message}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args):
     """Train a model into a run directory, or continue one (--resume)."""
     import numpy as np
@@ -72,44 +82,73 @@ def cmd_train(args):
         for name, what in models.describe().items():
             print(f"  {name:12s} {what}")
         return 0
-    config, out = train_config(args)
+    config, out, changes = train_config(args)
     rng = np.random.default_rng(config["seed"])
-    trainable = models.build(config["model"], config["options"], rng, config["lr"])
+    budget = MemoryBudget(rng)  # the same stream as rng, counting the weights before they are allocated
+    trainable = models.build(config["model"], config["options"], budget, config["lr"])
+    budget.active = False
     x, y = load_data("train", config)
-    run = train.Run(out, trainable, rng, config, resume=args.resume is not None,
-                    checkpoint_every=config["checkpoint_every"])
-    verb = "continuing" if args.resume is not None else "training"
-    print(f"{verb} {config['model']} on {len(x)} images; writing to {out}/")
-    batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
-    history = train.train_epochs(trainable.step, (x, y) if trainable.needs_labels else (x,), config["epochs"],
-                                 rng, batch, desc=config["model"], run=run,
-                                 log=lambda epoch, m: print(f"epoch {epoch}: " + ", ".join(
-                                     f"{k} {v:.4g}" for k, v in m.items()), flush=True))
+    created = not out.exists()
+    try:
+        with RunLock(out, notify):
+            run = train.Run(out, trainable, rng, config, resume=args.resume is not None,
+                            checkpoint_every=config["checkpoint_every"], overwrite=args.overwrite,
+                            changes=changes, notify=notify)
+            verb = "continuing" if args.resume is not None else "training"
+            print(f"{verb} {config['model']} on {len(x)} images; writing to {out}/")
+            batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
+            history = train.train_epochs(
+                trainable.step, (x, y) if trainable.needs_labels else (x,), config["epochs"], rng, batch,
+                desc=config["model"], run=run, notify=notify,
+                log=lambda epoch, m: print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()),
+                                           flush=True))
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # refused before writing anything: leave no empty folder behind
     print(f"done: {len(history)} epochs in {out}/ (checkpoint.npz, metrics.jsonl, samples/, loss.png); "
           f"next: minigen sample {out}   or   minigen eval {out}")
     return 0
 
 
+SAFE_ON_RESUME = ("lr", "epochs", "checkpoint_every", "data_dir")  # change how long and how fast, not what
+FIXED_ON_RESUME = {  # option -> why a resumed run cannot change it
+    "batch_size": "it sets the minibatches, so the data order and the optimiser's steps would change",
+    "seed": "the run's random stream is restored from the checkpoint; a new seed would not apply",
+    "set": "the model's options fix its architecture and loss, which the checkpoint's weights belong to",
+    "data": "a run keeps its data set (--sample or full MNIST): the data order belongs to it",
+}
+
+
 def train_config(args):
-    """(config, run directory) from the flags, or from the run being resumed."""
+    """(config, run directory, {option: new value} changed on resume) from the flags or the run resumed."""
     from minigen import models, train
     if args.resume is not None:
-        config = train.read_config(args.resume)
+        config = train.read_config(args.resume, required=tuple(CONFIG_FIELDS))
         if args.model is not None and args.model != config["model"]:
             raise ValueError(f"{args.resume} is a run of {config['model']!r}, not {args.model!r}")
-        if args.epochs is not None:
-            config["epochs"] = args.epochs  # the one thing a resumed run may change: how long it goes on
-        return config, Path(args.resume)
+        given = {"batch_size": args.batch_size, "seed": args.seed,
+                 "set": {**config["options"], **dict(parse_option(t) for t in args.set)} if args.set else None,
+                 "data": "sample" if args.sample else None}
+        for key, why in FIXED_ON_RESUME.items():
+            recorded = config["options"] if key == "set" else config[key]
+            if given[key] is not None and given[key] != recorded:
+                flag = "--" + key.replace("_", "-") if key != "data" else "--sample"
+                raise ValueError(f"--resume cannot change {flag} ({recorded!r} in this run): {why}; "
+                                 f"start a new run with --out to try it")
+        changes = {key: [config[key], getattr(args, key)] for key in SAFE_ON_RESUME
+                   if getattr(args, key) is not None and getattr(args, key) != config[key]}
+        return {**config, **{key: new for key, (_, new) in changes.items()}}, Path(args.resume), changes
     if args.model is None:
         raise ValueError("name the model to train, e.g. `minigen train vae` (see `minigen train --list`)")
     if args.model not in models.MODELS:
         raise ValueError(f"unknown model {args.model!r}; choose from: {', '.join(models.MODELS)}")
     options = dict(parse_option(text) for text in args.set)
     config = {"model": args.model, "epochs": 10 if args.epochs is None else args.epochs,
-              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "options": options,
+              "batch_size": 128 if args.batch_size is None else args.batch_size, "lr": args.lr,
+              "seed": 0 if args.seed is None else args.seed, "options": options,
               "data": "sample" if args.sample else "mnist", "data_dir": args.data_dir,
               "checkpoint_every": args.checkpoint_every}
-    return config, Path(args.out) if args.out else next_free_dir(Path("runs") / args.model)
+    return config, Path(args.out) if args.out else next_free_dir(Path("runs") / args.model), {}
 
 
 def parse_option(text):
@@ -138,11 +177,23 @@ def cmd_sample(args):
     import numpy as np
 
     from minigen import train, viz
-    _, trainable = train.load_run(args.run_dir)
     out = Path(args.out) if args.out else Path(args.run_dir) / "sample.png"
-    viz.save_image_grid(trainable.sample(np.random.default_rng(args.seed), args.n), out, trainable.picture_columns)
+    check_picture_format(out)
+    _, trainable = train.load_run(args.run_dir)
+    rng = MemoryBudget(np.random.default_rng(args.seed), what=f"{args.n:,} samples")
+    rng.charge(args.n * 28 * 28)  # each image's pixels: the model's output, the grid, the picture
+    viz.save_image_grid(trainable.sample(rng, args.n), out, trainable.picture_columns)
     print(f"{args.n} samples in {out}")
     return 0
+
+
+def check_picture_format(path):
+    """Refuse a file name whose extension matplotlib cannot write, naming those it can."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    supported = sorted(FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower().lstrip(".") not in supported:
+        raise ValueError(f"--out {path}: {'no file extension' if not path.suffix else repr(path.suffix)} is not "
+                         f"a picture format; use one of: {', '.join('.' + e for e in supported)}")
 
 
 def cmd_eval(args):
@@ -173,9 +224,39 @@ def cmd_demo(args):
     if not script.is_file():
         raise FileNotFoundError(f"{script} not found: demos run from a source checkout "
                                 f"installed with `pip install -e .`")
-    sys.argv = [str(script), *[a for a in args.rest if a != "--"]]
-    runpy.run_path(str(script), run_name="__main__")
-    return 0
+    # its own process: the demo parses its own argv, and this process's sys.argv stays as it is
+    return subprocess.run([sys.executable, str(script), *[a for a in args.rest if a != "--"]]).returncode
+
+
+def _int_at_least(text, minimum, what):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+    return value
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1 (a count or a size)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0 (a seed)."""
+    return _int_at_least(text, 0, "an integer >= 0")
+
+
+def positive_number(text):
+    """argparse type: a finite number > 0 (nan, inf and 0 refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def build_parser():
@@ -198,15 +279,18 @@ def build_parser():
                                    "and saves; --resume continues exactly where it stopped.")
     p.add_argument("model", nargs="?", metavar="MODEL", help="see --list")
     p.add_argument("--list", action="store_true", help="list the models")
-    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's paper's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=None, help="passes over the data (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="examples per minibatch (default 128)")
+    p.add_argument("--lr", type=positive_number, default=None, help="learning rate (default: the model's paper's)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the run's random stream (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, e.g. --set latent=2 --set beta=4 (repeatable)")
     p.add_argument("--out", default=None, help="run directory (default: runs/MODEL, or runs/MODEL-2, ...)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR; --lr, --epochs, --checkpoint-every and --data-dir may change")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start the run in --out again from scratch (only a folder that holds a minigen run)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",
                    help="also checkpoint every STEPS steps (default: at the end of each epoch)")
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST .gz files")
     p.add_argument("--sample", action="store_true", help="train on the small packaged sample (a smoke run)")
@@ -215,9 +299,9 @@ def build_parser():
     p = sub.add_parser("sample", help="draw samples from a trained run",
                        description="Draw N images from the model in RUN_DIR into one PNG grid.")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="PNG file (default: RUN_DIR/sample.png)")
+    p.add_argument("--n", type=positive_int, default=64, help="how many images (default 64)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--out", default=None, help="picture file, e.g. .png or .pdf (default: RUN_DIR/sample.png)")
     p.set_defaults(run=cmd_sample)
 
     p = sub.add_parser("eval", help="test metrics of a trained run",
@@ -246,13 +330,18 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
-        return args.run(args)
+        with warnings.catch_warnings():  # what the library warns about, shown as one line each
+            warnings.showwarning = lambda message, *_, **__: notify(f"warning: {message}")
+            return args.run(args)
     except TrainingStopped as err:
         print(f"minigen: {err}", file=sys.stderr)
-        return 130 if isinstance(err, TrainingInterrupted) else 1
-    except (ValueError, TypeError, OSError) as err:
+        return 128 + int(err.signum) if isinstance(err, TrainingInterrupted) else 1
+    except (ValueError, TypeError, OSError, RunLocked, MemoryError) as err:
         if args.debug:
             raise
+        if isinstance(err, MemoryError) and not isinstance(err, MemoryLimitError):  # numpy's own, e.g. in eval
+            memory = machine_memory()
+            err = f"out of memory: {err}" + (f" (this machine has {memory[0] / 2**30:.3g} GiB)" if memory else "")
         print(f"minigen: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,9 +1,10 @@
 """Data: MNIST from its IDX files (checksummed), 2-D toy mixtures, minibatches.
 
-load_mnist looks for the four canonical files in, in order: the `data_dir`
-argument, $MINIGEN_DATA, and the user cache (where it downloads them when
-online). Every file's *uncompressed* bytes are checked against the SHA-256 of
-the canonical file, so a truncated or corrupted copy is caught at once and
+load_mnist looks for the four canonical files in the `data_dir` argument when
+one is given (and nowhere else: an explicit folder wins or fails); otherwise in
+$MINIGEN_DATA, then the user cache (where it downloads them when online).
+Every file's *uncompressed* bytes are checked against the SHA-256 of the
+canonical file, so a truncated or corrupted copy is caught at once and
 re-compressed copies are still accepted.
 """
 import gzip
@@ -65,13 +66,12 @@ def load_mnist(split="train", data_dir=None, fallback_to_sample=False, download=
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = find_mnist(data_dir)
-    if folder is None and download:
+    if folder is None and download and not data_dir:
         folder = _download_to_cache()
     if folder is None:
         if fallback_to_sample:
             warnings.warn("MNIST not found: using the 3,000/1,000-example sample packaged with minigen. "
                           "Figures from it are NOT comparable to full-MNIST results.", stacklevel=2)
-            print("minigen: WARNING: full MNIST not found, using the small packaged sample", file=sys.stderr)
             return load_mnist_sample(split)
         raise DataError(_not_found_message(data_dir))
     images, labels = FILES[split]
@@ -101,12 +101,25 @@ def _read_split(folder, images, labels, sums):
 
 
 def search_path(data_dir=None):
-    """Where load_mnist looks, in order."""
-    places = [Path(data_dir)] if data_dir else []
+    """Where load_mnist looks, in order: only `data_dir` when given, else $MINIGEN_DATA and the cache.
+
+    A folder named explicitly that is a file is refused here, by name."""
+    if data_dir:
+        _must_be_folder(data_dir, "--data-dir")
+        return [Path(data_dir)]
+    places = []
     if os.environ.get("MINIGEN_DATA"):
-        places.append(Path(os.environ["MINIGEN_DATA"]))
+        places.append(_must_be_folder(os.environ["MINIGEN_DATA"], "MINIGEN_DATA"))
     places.append(cache_dir())
     return places
+
+
+def _must_be_folder(path, what):
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{what}={path} is a file, not a folder: point it at the folder that holds the "
+                        f"four MNIST .gz files")
+    return path
 
 
 def cache_dir():
@@ -135,7 +148,7 @@ def _download_to_cache():
             except Exception as err:  # a mirror down or no network: try the next one
                 last_error = err
         else:
-            print(f"minigen: could not download {name}.gz ({last_error})", file=sys.stderr)
+            warnings.warn(f"could not download {name}.gz ({last_error})", stacklevel=3)
             return None
     return target
 
@@ -143,6 +156,11 @@ def _download_to_cache():
 def _not_found_message(data_dir):
     places = "\n".join(f"  {p}" for p in search_path(data_dir))
     files = "\n".join(f"  {name}.gz  (uncompressed SHA-256 {digest})" for name, digest in SHA256.items())
+    if data_dir:
+        missing = [f"{name}.gz" for name in SHA256 if not (Path(data_dir) / f"{name}.gz").is_file()]
+        return (f"MNIST not found in --data-dir {data_dir} (missing {', '.join(missing)}); a folder named "
+                f"explicitly is the only one searched. Put the four files\n{files}\nin it, or leave "
+                f"--data-dir out to use MINIGEN_DATA or the cache.")
     return (f"MNIST not found (nor downloaded). Put the four files\n{files}\n"
             f"in one of these folders (searched in this order):\n{places}\n"
             f"or set MINIGEN_DATA to the folder that holds them.")
@@ -156,10 +174,16 @@ def read_idx(path, sha256=None):
     """
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise DataError(f"{path}: the file is empty (0 bytes), e.g. an interrupted copy or download; "
+                            f"fetch it again")
         with gzip.open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except PermissionError:  # the file may be fine: do not advise deleting it
+        raise DataError(f"{path}: permission denied: this user cannot read it; fix its permissions "
+                        f"(e.g. chmod a+r) or copy it to a folder of your own") from None
     except (OSError, EOFError) as err:  # BadGzipFile is an OSError; truncation is EOFError
         raise DataError(f"{path}: not a readable gzip file ({err}); expected an IDX file whose "
                         f"uncompressed SHA-256 is {sha256}. Delete it and fetch it again.") from None

@@ -102,6 +102,10 @@ def bernoulli_log_likelihood(x, logits):
     and beyond: the sigmoid is never formed, so log(0) never is either.
     """
     _check_same_shape("bernoulli_log_likelihood", x=x, logits=logits)
+    seen = getval(x)
+    if isinstance(seen, onp.ndarray) and seen.size and (seen.min() < 0 or seen.max() > 1):  # one pass over x
+        raise ValueError(f"bernoulli_log_likelihood: x must lie in [0, 1] (pixel intensities or bits), got values "
+                         f"in [{seen.min():g}, {seen.max():g}]; were the images divided by 255?")
     return -_sum_features(ops.bce_with_logits(logits, x))
 
 
@@ -220,6 +224,9 @@ def iwae_bound(log_weights):
     """
     if onp.ndim(log_weights) < 1:
         raise ValueError(f"iwae_bound: expected log_weights of shape (K, N), got {onp.shape(log_weights)}")
+    if onp.shape(log_weights)[0] == 0:
+        raise ValueError(f"iwae_bound: K = 0 importance samples (log_weights of shape {onp.shape(log_weights)}); "
+                         f"the bound needs K >= 1")
     return log_mean_exp(log_weights, axis=0)
 
 

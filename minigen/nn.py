@@ -44,6 +44,26 @@ class Layer:
         return self.apply(params, x, **kwargs)
 
 
+class NonFiniteInputError(ValueError):
+    """A layer's input holds NaN or Inf (in training: an activation that diverged)."""
+
+
+def _positive_int(name, what, value):
+    """value, if a positive int (a size, a stride); else a ValueError naming the layer and setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, onp.integer)) or value < 1:
+        raise ValueError(f"{name}: {what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _sizes(name, what, value, minimum=1):
+    """(a, b) from an int or a pair of ints, each >= minimum (kernel sizes and strides 1, padding 0)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, onp.integer)) or v < minimum
+                             for v in pair):
+        raise ValueError(f"{name}: {what} must be an integer >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair)
+
+
 def _shape_error(layer, expected, x):
     return ValueError(f"{layer}: expected input of shape (N, {', '.join(map(str, expected))}), "
                       f"got {tuple(onp.shape(x))}")
@@ -60,6 +80,7 @@ def _check_features(layer, x, expected):
 def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.zeros):
     """y = x @ W + b. x: (N, in) -> (N, out); W: (in, out), b: (out,)."""
     name = f"Dense({out_features})"
+    _positive_int(name, "out_features", out_features)
 
     def init(rng, input_shape):
         if len(input_shape) != 1:
@@ -67,7 +88,8 @@ def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.
         shape = (input_shape[0], out_features)
         return (out_features,), {"W": w_init(rng, shape), "b": b_init(rng, (out_features,))}
 
-    def apply(params, x, **_):
+    def apply(params, x, checked=False, **_):
+        check_input(x, name, checked)
         if onp.ndim(x) != 2 or onp.shape(x)[1] != params["W"].shape[0]:
             raise _shape_error(name, (params["W"].shape[0],), x)
         return np.dot(x, params["W"]) + params["b"]
@@ -78,8 +100,10 @@ def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.
 def Conv2d(out_channels, kernel_size, stride=1, padding=0,
            w_init=initializers.glorot_uniform, b_init=initializers.zeros):
     """Convolution. x: (N, C, H, W) -> (N, out_channels, Ho, Wo); w: (O, C, k, k)."""
-    k, s, p = ops._pair(kernel_size, "kernel_size"), ops._pair(stride, "stride"), ops._pair(padding, "padding")
     name = f"Conv2d({out_channels}, kernel_size={kernel_size}, stride={stride}, padding={padding})"
+    _positive_int(name, "out_channels", out_channels)
+    k, s, p = _sizes(name, "kernel_size", kernel_size), _sizes(name, "stride", stride), \
+        _sizes(name, "padding", padding, 0)
 
     def init(rng, input_shape):
         c, h, w = _image_shape(name, input_shape)
@@ -89,7 +113,8 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0,
         params = {"w": w_init(rng, (out_channels, c, *k)), "b": b_init(rng, (out_channels,))}
         return (out_channels, *out_hw), params
 
-    def apply(params, x, **_):
+    def apply(params, x, checked=False, **_):
+        check_input(x, name, checked)
         if onp.ndim(x) != 4 or onp.shape(x)[1] != params["w"].shape[1]:
             raise _shape_error(name, (params["w"].shape[1], "H", "W"), x)
         return ops.conv2d(x, params["w"], params["b"], s, p)
@@ -101,9 +126,11 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
                     w_init=initializers.glorot_uniform, b_init=initializers.zeros):
     """Transposed convolution (upsampling). x: (N, C, H, W) -> (N, out_channels, Ho, Wo);
     w: (C, O, k, k) as in torch; Ho = (H - 1)*stride - 2*padding + k + output_padding."""
-    k, s, p = ops._pair(kernel_size, "kernel_size"), ops._pair(stride, "stride"), ops._pair(padding, "padding")
-    op = ops._pair(output_padding, "output_padding")
     name = f"ConvTranspose2d({out_channels}, kernel_size={kernel_size}, stride={stride}, padding={padding})"
+    _positive_int(name, "out_channels", out_channels)
+    k, s, p = _sizes(name, "kernel_size", kernel_size), _sizes(name, "stride", stride), \
+        _sizes(name, "padding", padding, 0)
+    op = _sizes(name, "output_padding", output_padding, 0)
 
     def init(rng, input_shape):
         c, h, w = _image_shape(name, input_shape)
@@ -112,7 +139,8 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
         w = w_init(rng, (out_channels, c, *k)).transpose(1, 0, 2, 3).copy()
         return (out_channels, *out_hw), {"w": w, "b": b_init(rng, (out_channels,))}
 
-    def apply(params, x, **_):
+    def apply(params, x, checked=False, **_):
+        check_input(x, name, checked)
         if onp.ndim(x) != 4 or onp.shape(x)[1] != params["w"].shape[0]:
             raise _shape_error(name, (params["w"].shape[0], "H", "W"), x)
         return ops.conv_transpose2d(x, params["w"], params["b"], s, p, op)
@@ -140,12 +168,16 @@ def BatchNorm(momentum=0.1, eps=1e-5):
         c = input_shape[0]
         return tuple(input_shape), {"gamma": onp.ones(c, onp.float32), "beta": onp.zeros(c, onp.float32)}
 
-    def apply(params, x, *, train=False, state=None, **_):
+    def apply(params, x, *, train=False, state=None, checked=False, **_):
+        check_input(x, name, checked)
         c = params["gamma"].shape[0]
         if onp.ndim(x) not in (2, 4) or onp.shape(x)[1] != c:
             raise _shape_error(name, (c,) if onp.ndim(x) == 2 else (c, "H", "W"), x)
         axes = (0,) if onp.ndim(x) == 2 else (0, 2, 3)
         bshape = (1, c) + (1,) * (onp.ndim(x) - 2)
+        if train and onp.size(x) // c < 2:  # one value per channel: variance 0, output 0 (torch raises too)
+            raise ValueError(f"{name}: train mode needs more than one value per channel to estimate a "
+                             f"variance, got input of shape {tuple(onp.shape(x))}; use a batch of 2 or more")
         if train:
             mean = np.mean(x, axis=axes, keepdims=True)
             var = np.mean((x - mean) ** 2, axis=axes, keepdims=True)
@@ -285,33 +317,39 @@ def Sequential(*layers):
             params.append(p)
         return shape, params
 
-    def apply(params, x, *, train=False, rng=None, state=None, **_):
+    def apply(params, x, *, train=False, rng=None, state=None, checked=False, **_):
         if len(params) != len(layers):
             raise ValueError(f"{name}: got params for {len(params)} layers, expected {len(layers)}")
-        check_input(x)
+        check_input(x, "Sequential", checked)
         for i, (layer, p) in enumerate(zip(layers, params)):
             sub_state = None if state is None else state.setdefault(str(i), {})
-            try:
-                x = layer.apply(p, x, train=train, rng=rng, state=sub_state)
+            try:  # checked=True: the input was checked above, the layers need not check it again
+                x = layer.apply(p, x, train=train, rng=rng, state=sub_state, checked=True)
             except ValueError as err:
                 if str(err).startswith("layer "):
                     raise
-                raise ValueError(f"layer {i} of {len(layers)}: {err}") from None
+                kind = NonFiniteInputError if isinstance(err, NonFiniteInputError) else ValueError
+                raise kind(f"layer {i} of {len(layers)}: {err}") from None
         return x
 
     return Layer(name, init, apply, ("Sequential", {"layers": layers}))
 
 
-def check_input(x):
-    """Raise a clear error unless x is a finite floating-point array."""
+def check_input(x, where="input", checked=False):
+    """Raise a clear error unless x is a finite floating-point array: the one input check of every layer
+    with parameters and of Sequential, which checks its input once and tells its layers (checked=True)."""
+    if checked:
+        return
     value = getval(x)
     if not isinstance(value, onp.ndarray):
-        raise TypeError(f"expected a numpy float32 array, got {type(value).__name__}")
+        raise TypeError(f"{where}: expected a numpy float32 array, got {type(value).__name__}")
     if value.dtype != onp.float32:
         if not onp.issubdtype(value.dtype, onp.floating):
-            raise TypeError(f"expected float32 input, got {value.dtype} (scale images to [0, 1] as float32 first)")
+            raise TypeError(f"{where}: expected float32 input, got {value.dtype} "
+                            f"(scale images to [0, 1] as float32 first)")
         if value.dtype != onp.float64:  # float64 is allowed: gradient checks run in it
-            raise TypeError(f"expected float32 input, got {value.dtype}")
+            raise TypeError(f"{where}: expected float32 input, got {value.dtype}")
     if not onp.isfinite(value).all():
         bad = onp.argwhere(~onp.isfinite(value))[0]
-        raise ValueError(f"input contains NaN or Inf (first at index {tuple(int(i) for i in bad)})")
+        raise NonFiniteInputError(f"{where}: input contains NaN or Inf (first at index "
+                                  f"{tuple(int(i) for i in bad)})")

@@ -215,6 +215,9 @@ def bce_with_logits(logits, targets):
     size; targets may be any values in [0, 1], not only {0, 1}. Same shape as the
     inputs (no reduction).
     """
+    if onp.shape(logits) != onp.shape(targets):  # broadcasting would silently pair the wrong entries
+        raise ValueError(f"bce_with_logits: logits {onp.shape(logits)} and targets {onp.shape(targets)} "
+                         f"must have the same shape")
     # BEGIN SOLUTION
     return softplus(logits) - targets * logits
     # END SOLUTION

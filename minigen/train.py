@@ -1,58 +1,51 @@
-"""The training loop: minibatches, a progress bar, logs, pictures, checkpoints, resume, a NaN guard.
+"""The training loop: minibatches, a progress bar, the NaN guard, Ctrl-C and SIGTERM.
 
 A model supplies `step(batch) -> dict of floats` (its loss written out,
 value_and_grad, an optimiser step); this loop does everything around it, the
 same way for every model. Without a `Run` it only trains (what the demos use);
-with one it also keeps a run directory:
+with one (minigen.rundir) it also keeps a run directory: logs, pictures,
+checkpoints, and resume bit for bit.
 
-    config.json       the model and hyper-parameters
-    metrics.jsonl     one line per step, and one summary line per epoch
-    checkpoint.npz    params, optimiser state, rng state, position (atomic, no pickle)
-    samples/epoch_003.png, loss.png   pictures after every epoch
-
-A run resumed from its checkpoint ends with the same parameters, bit for bit, as
-one that ran straight through: the checkpoint holds the rng's state and the
-epoch's shuffled order, so the resumed run draws exactly the numbers the
-uninterrupted one would have drawn.
+The NaN guard: a NaN or Inf anywhere in a step (a metric, a gradient, an updated
+weight, an activation a layer's input check catches) stops training with one
+message: the step, the epoch, the quantity, the last good checkpoint, and a
+remedy that fits the cause.
 """
-import json
 import signal
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from minigen import __version__
-from minigen.checkpoint import load_checkpoint, save_checkpoint
 from minigen.data import batches
 from minigen.models.trainable import NonFiniteError, check_finite
-from minigen.tree import leaves
+from minigen.nn import NonFiniteInputError
+from minigen.rundir import Position, Run, copy_into, first_non_finite, load_run, read_config
+
+__all__ = ["Position", "Run", "TrainingInterrupted", "TrainingStopped", "copy_into", "load_run", "mean_over_batches",
+           "read_config", "train_epochs"]
 
 
 class TrainingStopped(RuntimeError):
-    """Training ended early (NaN/Inf, or Ctrl-C); the message says why and what was kept."""
+    """Training ended early (NaN/Inf, Ctrl-C or SIGTERM); the message says why and what was kept."""
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C: the run stopped after a whole step and saved a checkpoint."""
+    """Ctrl-C or SIGTERM: the run stopped after a whole step and saved a checkpoint.
+    `signum` is the signal that stopped it (the CLI exits with 128 + signum)."""
+
+    def __init__(self, message, signum=signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
 
 
-@dataclass
-class Position:
-    """Where a run is: the epoch in progress (1-based), steps taken, batches done in this epoch."""
-    epoch: int = 1
-    step: int = 0
-    batch: int = 0
-    order: np.ndarray | None = None  # this epoch's shuffled example order
-    totals: dict = field(default_factory=dict)  # running sums of the metrics over this epoch
-    seen: int = 0
-    history: list = field(default_factory=list)  # mean metrics of each finished epoch
+def _warn(message):
+    warnings.warn(message, stacklevel=2)
 
 
 def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None, run=None,
-                 clock=time.perf_counter):
+                 clock=time.perf_counter, notify=None):
     """Run `step` over shuffled minibatches of `arrays` for `epochs` passes.
 
     arrays: tuple of arrays sharing their first axis, e.g. (x, y).
@@ -63,13 +56,16 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
     clock: what the budget counts: wall seconds (time.perf_counter, the default) or
         this process's CPU seconds (time.process_time), which a busy machine does not shrink.
     run: optional Run, to log, draw, checkpoint, and resume from its checkpoint.
+    notify: callable(str) for messages during training (a signal noted); default: the
+        run's, else warnings.warn.
     Returns one dict of mean metrics per epoch.
     """
+    notify = notify or (run.notify if run is not None else _warn)
     pos = run.resume_position() if run is not None else Position()
     n_batches = -(-len(arrays[0]) // batch_size)
     began = epoch_began = clock()
     last = 0.0  # the last whole epoch's duration on `clock`
-    with _deferred_interrupt() as interrupted:
+    with _deferred_interrupt(notify) as interrupted:
         while pos.epoch <= epochs:
             if pos.batch == 0 and max_seconds is not None and clock() - began + last > max_seconds:
                 break
@@ -80,7 +76,7 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                        total=n_batches, initial=pos.batch, desc=f"{desc} {pos.epoch}/{epochs}", leave=False,
                        mininterval=0.5)
             for batch in bar:
-                metrics = _guarded(step, batch, pos, run)
+                metrics = _guarded(pos, run, _checked_step, step, batch, run)
                 pos.step, pos.batch, pos.seen = pos.step + 1, pos.batch + 1, pos.seen + len(batch[0])
                 for key, value in metrics.items():
                     pos.totals[key] = pos.totals.get(key, 0.0) + value * len(batch[0])
@@ -88,10 +84,10 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                                  "samples/s": f"{(pos.seen - seen_before) / (time.perf_counter() - start):.0f}"},
                                 refresh=False)
                 if run is not None:
-                    run.after_step(pos, metrics)
+                    _guarded(pos, run, run.after_step, pos, metrics)
                 if interrupted():
                     bar.close()
-                    _stop_on_interrupt(pos, run)
+                    _stop_on_interrupt(pos, run, interrupted())
             means = {k: v / pos.seen for k, v in pos.totals.items()}
             means["seconds"] = time.perf_counter() - start
             last, epoch_began = clock() - epoch_began, clock()
@@ -101,173 +97,79 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                 run.after_epoch(pos, means)
             if log is not None:
                 log(pos.epoch - 1, means)
+    if run is not None:
+        run.commit()  # the end of training: nothing more will vouch for the last checkpoint's weights
     return pos.history
 
 
-def _guarded(step, batch, pos, run):
-    """step(batch), with every metric checked finite; a NaN/Inf stops training, naming step and quantity."""
+def _checked_step(step, batch, run):
+    """step(batch) with every metric checked finite, then (with a run) every updated weight."""
+    metrics = {k: check_finite(k, v) for k, v in step(batch).items()}
+    if run is not None:
+        run.commit()  # a finite loss and gradient from the pending checkpoint's weights: they are good
+        bad = first_non_finite(run.trainable.params, "params")
+        if bad is not None:
+            raise NonFiniteError(f"weight {bad} is NaN or Inf after the update")
+    return metrics
+
+
+def _guarded(pos, run, fn, *args):
+    """fn(*args), turning a NaN/Inf anywhere in a step (loss, gradient, weight, activation) into the guard's
+    message: step, epoch, quantity, the last good checkpoint, and a remedy that fits the cause."""
     try:
-        return {k: check_finite(k, v) for k, v in step(batch).items()}
-    except NonFiniteError as err:
-        kept = f"; the last good checkpoint is {run.checkpoint_path}" if run is not None and \
-            run.checkpoint_path.is_file() else ""
-        remedies = f"\ntry: {run.remedies}" if run is not None else ""
-        raise TrainingStopped(f"training diverged at step {pos.step + 1} (epoch {pos.epoch}): {err}{kept}"
-                              f"{remedies}") from None
+        return fn(*args)
+    except (NonFiniteError, NonFiniteInputError) as err:
+        quantity = str(err) if isinstance(err, NonFiniteError) else f"an activation became NaN or Inf: {err}"
+        message = f"training diverged at step {pos.step + 1} (epoch {pos.epoch}): {quantity}"
+        if run is None:
+            raise TrainingStopped(message) from None
+        run.discard_pending()
+        kept = run.last_checkpoint()
+        message += (f"; the last good checkpoint is {run.checkpoint_path} (step {kept})" if kept is not None
+                    else "; no checkpoint was written before it")
+        raise TrainingStopped(f"{message}\ntry: {run.remedy(pos, quantity, kept)}") from None
 
 
-def _stop_on_interrupt(pos, run):
-    where = f"interrupted after step {pos.step} (epoch {pos.epoch}, batch {pos.batch})"
+def _stop_on_interrupt(pos, run, signum):
+    where = f"{signal.Signals(signum).name}: interrupted after step {pos.step} (epoch {pos.epoch}, batch {pos.batch})"
     if run is None:
-        raise TrainingInterrupted(where)
+        raise TrainingInterrupted(where, signum)
     run.save(pos)
+    run.commit()
     raise TrainingInterrupted(f"{where}; checkpoint saved in {run.checkpoint_path}; "
-                          f"continue with --resume {run.out}")
+                              f"continue with --resume {run.out}", signum)
 
 
 class _deferred_interrupt:
-    """Ctrl-C during a step would leave parameters half-updated: note it, stop after the step.
-
-    A second Ctrl-C interrupts at once. Only the main thread can set handlers;
-    elsewhere this does nothing.
+    """Ctrl-C or SIGTERM (what `timeout`, schedulers and `docker stop` send) during a step would
+    leave parameters half-updated: note it, stop after the step. A second signal interrupts at
+    once. Only the main thread can set handlers; elsewhere this does nothing.
     """
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, notify):
+        self.notify = notify
 
     def __enter__(self):
-        self.flag = False
-        try:
-            self.previous = signal.signal(signal.SIGINT, self._note)
-        except ValueError:  # not the main thread
-            self.previous = None
-        return lambda: self.flag
+        self.signum, self.previous = None, {}
+        for signum in self.SIGNALS:
+            try:
+                self.previous[signum] = signal.signal(signum, self._note)
+            except ValueError:  # not the main thread
+                pass
+        return lambda: self.signum
 
     def _note(self, signum, frame):
-        if self.flag:
+        if self.signum is not None:
             raise KeyboardInterrupt
-        self.flag = True
-        print("\nCtrl-C: stopping after this step (press again to abort at once)", flush=True)
+        self.signum = signum
+        self.notify(f"{signal.Signals(signum).name}: stopping after this step and saving "
+                    f"(send it again to abort at once)")
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
         return False
-
-
-class Run:
-    """A run directory (see the module docstring) for one Trainable, its rng and its config.
-
-    config: JSON-able dict with at least "model"; `resume=True` continues from
-    the checkpoint in `out` (refusing one of another model).
-    """
-
-    def __init__(self, out, trainable, rng, config, resume=False, checkpoint_every=None, n_pictures=64):
-        self.out, self.trainable, self.rng, self.config = Path(out), trainable, rng, config
-        self.resume, self.checkpoint_every, self.n_pictures = resume, checkpoint_every, n_pictures
-        self.checkpoint_path, self.log_path = self.out / "checkpoint.npz", self.out / "metrics.jsonl"
-        self.remedies = trainable.remedies
-        if resume and not self.checkpoint_path.is_file():
-            raise FileNotFoundError(f"cannot resume: {self.checkpoint_path} does not exist")
-        if not resume and self.checkpoint_path.is_file():
-            raise FileExistsError(f"{self.out} already holds a run; pass --resume to continue it "
-                                  f"or choose another --out")
-        self.out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            (self.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            self.log_path.write_text("")
-
-    def trees(self):
-        t = self.trainable
-        return {"params": t.params, "optim": {k: o.state_dict() for k, o in t.optimizers.items()}}
-
-    def save(self, pos):
-        """Checkpoint everything needed to continue exactly from `pos`."""
-        meta = {"model": self.config["model"], "config": self.config, "minigen": __version__,
-                "epoch": pos.epoch, "step": pos.step, "batch": pos.batch, "totals": pos.totals,
-                "seen": pos.seen, "history": pos.history, "rng": self.rng.bit_generator.state,
-                "log_bytes": self.log_path.stat().st_size}
-        order = {"order": pos.order} if pos.order is not None else {}
-        save_checkpoint(self.checkpoint_path, {**self.trees(), "state": self.trainable.state, **order}, meta)
-
-    def resume_position(self):
-        """Load the checkpoint into the trainable's arrays (in place) and return where it stopped."""
-        if not self.resume:
-            return Position()
-        like = {**self.trees(), "state": None, "order": None}
-        trees, meta = _load_model_checkpoint(self.checkpoint_path, like, self.config["model"])
-        copy_into(self.trainable.params, trees["params"])
-        for name, opt in self.trainable.optimizers.items():
-            opt.load_state_dict(trees["optim"][name])
-        _merge_into(self.trainable.state, trees["state"])
-        self.rng.bit_generator.state = meta["rng"]
-        with open(self.log_path, "r+b") as f:  # forget what was logged after the checkpoint
-            f.truncate(meta["log_bytes"])
-        order = trees["order"] if isinstance(trees["order"], np.ndarray) else None
-        return Position(meta["epoch"], meta["step"], meta["batch"], order, meta["totals"], meta["seen"],
-                        meta["history"])
-
-    def after_step(self, pos, metrics):
-        self._log({"step": pos.step, "epoch": pos.epoch, **metrics})
-        if self.checkpoint_every and pos.step % self.checkpoint_every == 0:
-            self.save(pos)
-
-    def after_epoch(self, pos, means):
-        from minigen import viz
-        self._log({"epoch": pos.epoch - 1, "summary": True, **means})
-        picture_rng = np.random.default_rng(0)  # the same noise every epoch: watch one set of samples evolve
-        viz.save_image_grid(self.trainable.sample(picture_rng, self.n_pictures),
-                            self.out / "samples" / f"epoch_{pos.epoch - 1:03d}.png", self.trainable.picture_columns)
-        viz.save_curves(pos.history, self.out / "loss.png", [k for k in pos.history[-1] if k != "seconds"],
-                        f"{self.config['model']} training")
-        self.save(pos)
-
-    def _log(self, record):
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def read_config(run_dir):
-    """The config.json of a run directory, with a clear error if it is not one."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a minigen run directory (no config.json); "
-                                f"runs are made by `minigen train MODEL`")
-    return json.loads(path.read_text())
-
-
-def load_run(run_dir):
-    """(config, trainable) of a finished or stopped run, its parameters and buffers (e.g. batch
-    norm's running statistics, which sampling uses) read from the checkpoint."""
-    from minigen import models
-    config = read_config(run_dir)
-    trainable = models.build(config["model"], config["options"], np.random.default_rng(config["seed"]),
-                             config["lr"])
-    trees, _ = _load_model_checkpoint(Path(run_dir) / "checkpoint.npz", {"params": trainable.params, "state": None},
-                                      config["model"])
-    copy_into(trainable.params, trees["params"])
-    _merge_into(trainable.state, trees["state"])
-    return config, trainable
-
-
-def _load_model_checkpoint(path, like, model):
-    """load_checkpoint, refusing a checkpoint written by another model."""
-    trees, meta = load_checkpoint(path, like)
-    if meta.get("model") != model:
-        raise ValueError(f"{path} is a checkpoint of model {meta.get('model')!r}, not {model!r}")
-    return trees, meta
-
-
-def _merge_into(state, saved):
-    """Put saved buffers into the (nested) state dict in place, keeping its dicts: models hold them."""
-    for key, value in saved.items():
-        if isinstance(value, dict):
-            _merge_into(state.setdefault(key, {}), value)
-        else:
-            state[key] = value
-
-
-def copy_into(tree, saved):
-    """Overwrite the arrays of `tree` with those of `saved`, in place: optimisers and steps hold them."""
-    for current, new in zip(leaves(tree), leaves(saved), strict=True):
-        np.copyto(current, new)
 
 
 def mean_over_batches(fn, arrays, batch_size=1000):

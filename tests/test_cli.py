@@ -124,3 +124,9 @@ def test_every_model_trains_samples_and_evaluates_from_the_shell(model, tmp_path
     assert main(["eval", str(out)]) == 0
     printed = capsys.readouterr().out
     assert ("fid" in printed and "is " in printed) if model != "cvae" else "test_neg_elbo_given_y" in printed
+
+
+def test_a_demo_runs_in_its_own_process_and_leaves_sys_argv_alone(capfd):
+    before = list(sys.argv)
+    assert main(["demo", "classifier", "--", "--help"]) == 0
+    assert sys.argv == before and "--sample" in capfd.readouterr().out

@@ -33,13 +33,46 @@ def test_full_mnist_loads_with_the_documented_shapes(mnist_dir):
     assert y[:5].tolist() == [7, 2, 1, 0, 4]  # the canonical first test labels
 
 
-def test_search_order_is_data_dir_then_env_then_cache(mnist_dir, monkeypatch, tmp_path, no_env):
+def test_search_order_is_data_dir_alone_else_env_then_cache(mnist_dir, monkeypatch, tmp_path, no_env):
     monkeypatch.setenv("MINIGEN_DATA", str(mnist_dir))
     assert data.find_mnist() == mnist_dir
+    assert data.search_path() == [mnist_dir, tmp_path / "cache"]
     other = tmp_path / "mine"
     copy_sample_as_full(other)
     assert data.find_mnist(other) == other
-    assert data.search_path(other) == [other, mnist_dir, tmp_path / "cache"]
+    assert data.search_path(other) == [other]  # an explicit folder wins or fails: no fallback
+
+
+def test_an_explicit_data_dir_without_mnist_fails_rather_than_using_the_env(mnist_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIGEN_DATA", str(mnist_dir))  # a good copy that must NOT be used instead
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError, match=r"MNIST not found in --data-dir .*mine \(missing train-images"):
+        load_mnist("test", tmp_path / "mine")
+
+
+def test_minigen_data_pointing_at_a_file_says_it_is_not_a_folder(tmp_path, monkeypatch):
+    (tmp_path / "f.gz").write_bytes(b"x")
+    monkeypatch.setenv("MINIGEN_DATA", str(tmp_path / "f.gz"))
+    with pytest.raises(DataError, match=r"MINIGEN_DATA=.*f.gz is a file, not a folder"):
+        load_mnist("test", download=False)
+    with pytest.raises(DataError, match=r"--data-dir=.*f.gz is a file, not a folder"):
+        load_mnist("test", tmp_path / "f.gz")
+
+
+def test_an_empty_file_is_called_empty_and_an_unreadable_one_is_not_to_be_deleted(tmp_path, monkeypatch):
+    (tmp_path / "empty.gz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty.gz: the file is empty \(0 bytes\)"):
+        read_idx(tmp_path / "empty.gz")
+    locked = tmp_path / "locked.gz"
+    shutil.copy(data.SAMPLE_DIR / "t10k-labels-idx1-ubyte.gz", locked)
+
+    def refuse(*args, **kwargs):  # what a file of another user, mode 0600, gives (root would read it)
+        raise PermissionError(13, "Permission denied", str(locked))
+
+    monkeypatch.setattr(gzip, "open", refuse)
+    with pytest.raises(DataError, match="permission denied") as err:
+        read_idx(locked)
+    assert "delete" not in str(err.value).lower() and "chmod" in str(err.value)
 
 
 def test_the_packaged_sample_is_real_mnist(mnist_dir):
@@ -62,7 +95,7 @@ def test_missing_data_says_where_to_put_which_files(tmp_path, no_env):
 def test_fallback_to_the_sample_warns_loudly(tmp_path, no_env, capsys):
     with pytest.warns(UserWarning, match="NOT comparable"):
         x, _ = load_mnist("test", tmp_path, download=False, fallback_to_sample=True)
-    assert len(x) == 1000 and "WARNING" in capsys.readouterr().err
+    assert len(x) == 1000 and capsys.readouterr().err == ""  # library code warns; it does not print
 
 
 def test_a_file_with_other_contents_fails_its_checksum(tmp_path, no_env):
@@ -143,7 +176,7 @@ def test_download_tries_each_mirror_in_turn_and_checks_the_result(tmp_path, no_e
 
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
     with pytest.raises(DataError, match="checksum mismatch"):  # the uncompressed SHA-256 is checked after download
-        load_mnist("test", tmp_path / "empty")
+        load_mnist("test")  # no --data-dir: look in the (empty) cache, then download into it
     assert tried[:2] == [data.MIRRORS[0] + "train-images-idx3-ubyte.gz", data.MIRRORS[1] + "train-images-idx3-ubyte.gz"]
     assert len(tried) == 8
 
@@ -155,6 +188,7 @@ def test_offline_download_failure_ends_in_the_not_found_message(tmp_path, no_env
         raise ConnectionError("no network")
 
     monkeypatch.setattr(pooch, "retrieve", offline)
-    with pytest.raises(DataError, match="MNIST not found"):
-        load_mnist("train", tmp_path)
-    assert "could not download train-images-idx3-ubyte.gz" in capsys.readouterr().err
+    with pytest.raises(DataError, match="MNIST not found"), \
+            pytest.warns(UserWarning, match="could not download train-images-idx3-ubyte.gz"):
+        load_mnist("train")
+    assert capsys.readouterr().err == ""

@@ -59,7 +59,8 @@ def test_a_run_writes_its_directory(tmp_path, digits):
     t, rng, run = new_run(tmp_path)
     history = train(run, t, rng, digits)
     assert len(history) == 2 and set(history[0]) == {"loss", "grad_norm", "seconds"}
-    assert json.loads((tmp_path / "config.json").read_text()) == CONFIG
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert {k: config[k] for k in CONFIG} == CONFIG and config["blas_threads"] >= 1
     assert len(step_lines(tmp_path)) == 2 * 3  # 96 images in batches of 32
     assert (tmp_path / "samples" / "epoch_002.png").is_file() and (tmp_path / "loss.png").is_file()
     _, meta = load_checkpoint(tmp_path / "checkpoint.npz", {"params": t.params})
@@ -112,7 +113,8 @@ def test_the_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
         return t2.step(batch)
 
     with pytest.raises(TrainingStopped, match=r"diverged at step 5 \(epoch 2\): loss is nan; "
-                                              r"the last good checkpoint is .*checkpoint.npz\ntry: lower --lr"):
+                                              r"the last good checkpoint is .*checkpoint.npz \(step 3\)\n"
+                                              r"try: lower --lr.*--resume .* --lr 0.0001"):
         train(run2, t2, rng2, digits, epochs=2, step=poisoned)
     trees, meta = load_checkpoint(tmp_path / "checkpoint.npz", {"params": t.params})
     assert meta["step"] == 3  # the checkpoint of the end of epoch 1, untouched
@@ -205,3 +207,28 @@ def test_a_loaded_run_samples_what_the_trained_model_sampled(tmp_path, digits):
     weights_only = models.build("dcgan", {"width": "4", "latent": "8"}, np.random.default_rng(0))
     copy_into(weights_only.params, loaded.params)  # the same weights without the statistics: other images
     assert not np.allclose(weights_only.sample(np.random.default_rng(7), 5), loaded.sample(np.random.default_rng(7), 5))
+
+
+def test_a_weight_made_non_finite_by_the_update_stops_the_run_and_blames_the_lr(tmp_path, digits):
+    t, rng, run = new_run(tmp_path, checkpoint_every=1)
+
+    def step(batch):  # a finite loss, but the update overflows one weight (a huge learning rate)
+        metrics = t.step(batch)
+        if metrics and len(step_lines(tmp_path)) == 1:
+            leaves(t.params)[2][0] = np.inf
+        return metrics
+
+    with pytest.raises(TrainingStopped, match=r"diverged at step 2 \(epoch 1\): weight params/vae/\S+ is NaN or "
+                                              r"Inf after the update; the last good checkpoint is .* \(step 1\)\n"
+                                              r"try: lower --lr.*--resume .* --lr 0.0001"):
+        train(run, t, rng, digits, epochs=1, step=step)
+    trees, meta = load_checkpoint(tmp_path / "checkpoint.npz", {"params": t.params})
+    assert meta["step"] == 1  # the weights step 2 started from: a finite loss and gradient came of them
+
+
+def test_an_interrupt_is_reported_through_warnings_not_print(tmp_path, digits, capsys):
+    t, rng, run = new_run(tmp_path)
+    with pytest.warns(UserWarning, match="SIGINT: stopping after this step"), \
+            pytest.raises(TrainingStopped, match="SIGINT: interrupted after step 2"):
+        train(run, t, rng, digits, step=interrupt_after(t, 2))
+    assert capsys.readouterr().out == ""

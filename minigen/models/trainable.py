@@ -6,6 +6,8 @@ does the rest (progress, logs, pictures, checkpoints, resume) the same way for
 every model, so none of that is copied per model.
 """
 import dataclasses
+import math
+import resource
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -85,8 +87,20 @@ def configure(cfg, options):
     for name, text in options.items():
         if name not in fields:
             raise ValueError(f"unknown option {name!r}; choose from: {', '.join(fields)}")
-        changes[name] = _parse_like(fields[name], text, name)
+        changes[name] = _check_range(name, _parse_like(fields[name], text, name))
     return dataclasses.replace(cfg, **changes)
+
+
+def _check_range(name, value):
+    """Sizes (ints, tuples of ints) must be >= 1; weights and scales (floats) finite and >= 0."""
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    numbers = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(v, int) and v < 1 for v in numbers):
+        raise ValueError(f"option {name}={value!r}: a size must be a positive integer")
+    if any(isinstance(v, float) and not (math.isfinite(v) and v >= 0) for v in numbers):
+        raise ValueError(f"option {name}={value!r}: must be a finite number >= 0")
+    return value
 
 
 def _parse_like(current, text, name):
@@ -101,3 +115,71 @@ def _parse_like(current, text, name):
         return type(current)(text)
     except (KeyError, ValueError):
         raise ValueError(f"option {name}={text!r}: expected a value like {current!r}") from None
+
+
+# --- Memory: refuse what cannot fit before numpy tries to allocate it ------------------
+
+class MemoryLimitError(MemoryError):
+    """A model or a sample would not fit in this machine's memory; the message gives both figures."""
+
+
+def machine_memory():
+    """(total, available) bytes of RAM, each capped by the address-space limit (ulimit -v) if one is set;
+    None where /proc/meminfo is missing."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    except (OSError, ValueError, IndexError):
+        return None
+    total, available = info.get("MemTotal"), info.get("MemAvailable", info.get("MemTotal"))
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY:
+        total, available = min(total, limit), min(available, limit)
+    return total, available
+
+
+def _gib(n):
+    return f"{n / 2**30:,.1f} GiB"
+
+
+class MemoryBudget(np.random.Generator):
+    """A Generator drawing the same stream as `rng` that refuses a draw (or a `charge`) once the running
+    total, times `bytes_per_value`, would pass this machine's memory.
+
+    Weights are drawn by their initialisers, so building a model with this rng counts its
+    parameters before they are allocated. Training needs about 16 bytes per float32 parameter:
+    the weight, its gradient, and Adam's two moments. `active = False` stops the counting.
+    """
+
+    def __init__(self, rng, bytes_per_value=16, what="the model's weights, gradients and optimiser state"):
+        super().__init__(rng.bit_generator)
+        self.values, self.bytes_per_value, self.what, self.active = 0, bytes_per_value, what, True
+        self.memory = machine_memory()
+
+    def charge(self, count, what=None):
+        """Count `count` more values; raise MemoryLimitError if the total would not fit in RAM."""
+        count = int(math.prod(count)) if isinstance(count, (tuple, list)) else int(count or 1)
+        if not self.active or self.memory is None:
+            return
+        self.values += count
+        need = self.values * self.bytes_per_value
+        if need > self.memory[0]:
+            raise MemoryLimitError(f"{what or self.what} would need at least {_gib(need)} "
+                                   f"({self.values:,} values); this machine has {_gib(self.memory[0])} "
+                                   f"({_gib(self.memory[1])} available): choose smaller sizes")
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        self.charge(size)
+        return super().uniform(low, high, size)
+
+    def normal(self, loc=0.0, scale=1.0, size=None):
+        self.charge(size)
+        return super().normal(loc, scale, size)
+
+    def standard_normal(self, size=None, dtype=np.float64, out=None):
+        self.charge(size)
+        return super().standard_normal(size, dtype, out)
+
+    def random(self, size=None, dtype=np.float64, out=None):
+        self.charge(size)
+        return super().random(size, dtype, out)
