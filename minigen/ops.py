@@ -17,9 +17,11 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
 from autograd.numpy import numpy_wrapper
-from autograd.numpy.numpy_vjps import repeat_to_match_shape
+from autograd.numpy.numpy_vjps import repeat_to_match_shape, unbroadcast_f
 from autograd.tracer import getval
 from numpy.lib.stride_tricks import sliding_window_view
+
+from minigen.backprop import batch_norm_train, dense  # noqa: F401 (the layers' primitives, ops.dense etc.)
 
 
 def _pair(v, name):
@@ -201,6 +203,7 @@ def log_sigmoid(x):
     return -softplus(-x)
 
 
+@primitive
 def bce_with_logits(logits, targets):
     """Elementwise binary cross-entropy -[t log s(l) + (1 - t) log(1 - s(l))], s = sigmoid.
 
@@ -208,10 +211,19 @@ def bce_with_logits(logits, targets):
     log(1 - s(l)) = -softplus(l), then simplify), it is finite for logits of any
     size; targets may be any values in [0, 1], not only {0, 1}. Same shape as the
     inputs (no reduction).
+
+    One primitive with its own VJP (below): d/dl [softplus(l) - t l] = s(l) - t,
+    and d/dt = -l. One backward node instead of the four of softplus, the
+    product and the difference.
     """
     # BEGIN SOLUTION
     return softplus(logits) - targets * logits
     # END SOLUTION
+
+
+defvjp(bce_with_logits,  # unbroadcast_f sums over the axes along which an argument was broadcast
+       lambda ans, logits, targets: unbroadcast_f(logits, lambda g: g * (sigmoid(logits) - targets)),
+       lambda ans, logits, targets: unbroadcast_f(targets, lambda g: -g * logits))
 
 
 @primitive
