@@ -98,7 +98,11 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr * v, v = momentum * v + g (torch's form; Nesterov looks ahead: g + momentum * v)."""
+    """p -= lr * v, v = momentum * v + g (torch's form; Nesterov looks ahead: g + momentum * v).
+
+    Passes over the flat buffer per step: 1 to gather g, then 2 (plain) or 4 (momentum),
+    2 more for Nesterov and 2 for weight decay.
+    """
 
     state_names = ("velocity",)
 
@@ -120,7 +124,10 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """p -= lr * g / (sqrt(E[g^2]) + eps), E[g^2] a moving average with decay alpha (Hinton's lecture 6e)."""
+    """p -= lr * g / (sqrt(E[g^2]) + eps), E[g^2] a moving average with decay alpha (Hinton's lecture 6e).
+
+    Passes over the flat buffer per step: 1 to gather g, then 9 (one per line of update).
+    """
 
     state_names = ("square_avg",)
 
@@ -147,6 +154,9 @@ class Adam(Optimizer):
     weight_decay adds weight_decay * p to the gradient (torch's Adam); with
     decoupled=True it instead shrinks p by lr * weight_decay each step (AdamW,
     Loshchilov & Hutter 2019).
+
+    Passes over the flat buffer per step: 1 to gather g, then the 13 of update (3 for m,
+    4 for v, 6 for p), each one numpy call over all the parameters at once.
     """
 
     state_names = ("m", "v")
