@@ -7,6 +7,10 @@ weights (copied across by minigen.interop). The two are timed in turns
 (warm-up, then the median of many repetitions) and their loss and every
 gradient compared on one shared batch: parity is the largest
 max|minigen - torch| / max|torch| over the loss and all gradient arrays.
+The MLP VAE row has a second anchor: the same step written the plain
+HIPS-autograd way (benchmarks/plain_autograd.py: one loss function, `grad`
+over a list of (W, b) pairs, Adam over the flattened vector), timed in the same
+turns, so that the table shows what minigen's design buys over it.
 The full-epoch rows run each library in its own subprocess, so that the peak
 resident memory (RSS) of each is its own. --quick uses fewer repetitions and
 skips the full epoch; it finishes in about two minutes.
@@ -35,6 +39,7 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     pin_threads(parse_args().threads)
 
+import autograd  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from twins import (  # noqa: E402
@@ -201,6 +206,30 @@ def wgan_gp_critic_step(rng):
     return (lambda: d_opt.step(objective(d)[1])), torch_step, error, None
 
 
+def plain_autograd_vae(rng):
+    """The MLP VAE step of mlp_vae (same weights, batch, noise) written the plain HIPS-autograd way.
+
+    Returns (step, parity against the torch twin). See benchmarks/plain_autograd.py.
+    """
+    import plain_autograd
+    model = VAE()
+    params = model.init(rng)  # the same draws, in the same order, as mlp_vae
+    x = (rng.random((BATCH, 1, 28, 28), dtype=np.float32) < 0.3).astype(np.float32)
+    eps = rng.standard_normal((BATCH, 20), dtype=np.float32)
+    pairs, images = plain_autograd.from_minigen(params), x.reshape(BATCH, -1)
+    twin = TorchVAE(model, params)
+    t_value = twin.loss(torch.from_numpy(x), torch.from_numpy(eps))
+    t_value.backward()
+    value = plain_autograd.vae_loss(pairs, images, eps)
+    grads = plain_autograd.to_tree(autograd.grad(plain_autograd.vae_loss)(pairs, images, eps), params)
+    error = max(scaled_error(value, t_value.item()), tree_error(grads, twin.grads()))
+    step = plain_autograd.make_step(pairs)
+    return (lambda: step(images, eps)), error
+
+
+# The second anchor: workloads also written the plain HIPS-autograd way (issue 13, item 5).
+PLAIN_AUTOGRAD = {"MLP VAE step (784-400-20, batch 128, Adam)": plain_autograd_vae}
+
 WORKLOADS = {
     "MLP VAE step (784-400-20, batch 128, Adam)": mlp_vae,
     "MLP GAN step, D then G (the lecture's, batch 64)": mlp_gan_step,
@@ -282,17 +311,26 @@ def main():
         if args.only and not any(o.lower() in name.lower() for o in args.only):
             continue
         ours, theirs, parity, flops = build(np.random.default_rng(0))
-        t_ours, t_theirs = interleaved_medians([ours, theirs], reps)
+        plain, plain_parity = PLAIN_AUTOGRAD[name](np.random.default_rng(0)) if name in PLAIN_AUTOGRAD else (None, None)
+        t_ours, t_theirs, *t_plain = interleaved_medians([ours, theirs] + ([plain] if plain else []), reps)
         rows.append({"workload": name, "minigen_ms": 1000 * t_ours, "torch_ms": 1000 * t_theirs,
                      "ratio": t_ours / t_theirs, "parity": parity,
-                     "gflops": None if flops is None else flops / t_ours / 1e9})
+                     "gflops": None if flops is None else flops / t_ours / 1e9,
+                     "plain_autograd_ms": 1000 * t_plain[0] if plain else None, "plain_autograd_parity": plain_parity})
     peak = gemm_gflops(reps)
     print(f"minigen vs torch, median of {reps} interleaved steps after 3 warm-up\n{header}\n"
           f"numpy float32 GEMM (1024^3): {peak:.0f} GFLOP/s\n")
-    print("| workload | minigen ms | torch ms | ratio | parity (max rel. error) |\n|---|---|---|---|---|")
+    print("| workload | minigen ms | torch ms | ratio | parity (max rel. error) | plain autograd ms (ratio to torch) |"
+          "\n|---|---|---|---|---|---|")
     for r in rows:
+        plain = "—" if r["plain_autograd_ms"] is None else \
+            f"{r['plain_autograd_ms']:.2f} ({r['plain_autograd_ms'] / r['torch_ms']:.2f})"
         print(f"| {r['workload']} | {r['minigen_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f} | "
-              f"{r['parity']:.1e} |")
+              f"{r['parity']:.1e} | {plain} |")
+    for r in rows:
+        if r["plain_autograd_parity"] is not None:
+            print(f"\nplain autograd (benchmarks/plain_autograd.py), {r['workload']}: "
+                  f"parity with torch {r['plain_autograd_parity']:.1e}")
     for r in rows:
         if r["gflops"]:
             print(f"\n{r['workload']}: {r['gflops']:.0f} GFLOP/s achieved = {r['gflops'] / peak:.0%} of the GEMM peak")

@@ -92,7 +92,7 @@ def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.
         check_input(x, name, checked)
         if onp.ndim(x) != 2 or onp.shape(x)[1] != params["W"].shape[0]:
             raise _shape_error(name, (params["W"].shape[0],), x)
-        return np.dot(x, params["W"]) + params["b"]
+        return ops.dense(x, params["W"], params["b"])  # one primitive, its VJP written by hand
 
     return Layer(name, init, apply, ("Dense", {"out_features": out_features}))
 
@@ -179,13 +179,12 @@ def BatchNorm(momentum=0.1, eps=1e-5):
             raise ValueError(f"{name}: train mode needs more than one value per channel to estimate a "
                              f"variance, got input of shape {tuple(onp.shape(x))}; use a batch of 2 or more")
         if train:
-            mean = np.mean(x, axis=axes, keepdims=True)
-            var = np.mean((x - mean) ** 2, axis=axes, keepdims=True)
-            if state is not None:
-                _update_running_stats(state, getval(mean), getval(var), x.size // c, momentum)
-        else:
-            mean = (state or {}).get("mean", onp.zeros(c, onp.float32)).reshape(bshape)
-            var = (state or {}).get("var", onp.ones(c, onp.float32)).reshape(bshape)
+            if state is not None:  # the statistics as plain numbers: nothing differentiates the running averages
+                value = getval(x)
+                _update_running_stats(state, value.mean(axis=axes), value.var(axis=axes), x.size // c, momentum)
+            return ops.batch_norm_train(x, params["gamma"], params["beta"], eps)  # one primitive, VJP by hand
+        mean = (state or {}).get("mean", onp.zeros(c, onp.float32)).reshape(bshape)
+        var = (state or {}).get("var", onp.ones(c, onp.float32)).reshape(bshape)
         x_hat = (x - mean) / np.sqrt(var + eps)
         return x_hat * np.reshape(params["gamma"], bshape) + np.reshape(params["beta"], bshape)
 

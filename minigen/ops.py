@@ -22,10 +22,12 @@ code of your own that autograd differentiates in the same process is affected to
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
+from autograd.numpy.numpy_vjps import unbroadcast_f
 from autograd.tracer import getval
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minigen import autograd_patches  # noqa: F401 (installs float32 VJPs of mean, var, std, max, min)
+from minigen.backprop import batch_norm_train, dense  # noqa: F401 (the layers' primitives, ops.dense etc.)
 
 
 def _pair(v, name):
@@ -207,6 +209,7 @@ def log_sigmoid(x):
     return -softplus(-x)
 
 
+@primitive
 def bce_with_logits(logits, targets):
     """Elementwise binary cross-entropy -[t log s(l) + (1 - t) log(1 - s(l))], s = sigmoid.
 
@@ -214,6 +217,10 @@ def bce_with_logits(logits, targets):
     log(1 - s(l)) = -softplus(l), then simplify), it is finite for logits of any
     size; targets may be any values in [0, 1], not only {0, 1}. Same shape as the
     inputs (no reduction).
+
+    One primitive with its own VJP (below): d/dl [softplus(l) - t l] = s(l) - t,
+    and d/dt = -l. One backward node instead of the four of softplus, the
+    product and the difference.
     """
     if onp.shape(logits) != onp.shape(targets):  # broadcasting would silently pair the wrong entries
         raise ValueError(f"bce_with_logits: logits {onp.shape(logits)} and targets {onp.shape(targets)} "
@@ -221,6 +228,11 @@ def bce_with_logits(logits, targets):
     # BEGIN SOLUTION
     return softplus(logits) - targets * logits
     # END SOLUTION
+
+
+defvjp(bce_with_logits,  # unbroadcast_f sums over the axes along which an argument was broadcast
+       lambda ans, logits, targets: unbroadcast_f(logits, lambda g: g * (sigmoid(logits) - targets)),
+       lambda ans, logits, targets: unbroadcast_f(targets, lambda g: -g * logits))
 
 
 @primitive

@@ -100,3 +100,61 @@ def test_adamw_is_adam_with_decoupled_decay_as_in_torch():
     opt = AdamW(params)
     assert isinstance(opt, AdamW) and isinstance(opt, Adam)
     assert opt.decoupled and opt.weight_decay == torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]
+
+
+# --- One flat buffer per optimiser (minigen.flat) ------------------------------------------
+
+def test_the_tree_becomes_views_of_one_buffer_that_the_model_sees():
+    rng = np.random.default_rng(0)
+    tree = {"enc": [{"W": rng.standard_normal((4, 3)).astype(np.float32)}, {}],
+            "dec": {"b": np.arange(3, dtype=np.float32), "W": np.ones((3, 2), np.float32)}}
+    before = [a.copy() for a in leaves(tree)]
+    enc_list, dec_dict = tree["enc"], tree["dec"]  # a model holding parts of the tree
+    opt = SGD(tree, lr=0.5)
+    assert tree["enc"] is enc_list and tree["dec"] is dec_dict  # containers changed in place, not replaced
+    for a, b in zip(leaves(tree), before):
+        np.testing.assert_array_equal(a, b)
+        assert a.base is opt.flat and a.flags.c_contiguous
+    assert opt.flat.size == 12 + 3 + 6 and opt.flat.dtype == np.float32
+    np.testing.assert_array_equal(opt.flat, np.concatenate([b.ravel() for b in before]))
+    grads = [np.full_like(a, i + 1.0) for i, a in enumerate(before)]
+    grads[2] = np.ones((3, 4), np.float32).T  # a transposed view, as autograd's dot VJP gives
+    opt.step({"dec": {"W": grads[0], "b": grads[1]}, "enc": [{"W": grads[2]}, {}]})
+    for a, b, g in zip(leaves(tree), before, grads):
+        np.testing.assert_array_equal(a, b - 0.5 * g)
+    assert enc_list[0]["W"][0, 0] == before[2][0, 0] - 0.5
+
+
+def test_each_step_is_one_update_over_the_whole_buffer():
+    calls = []
+
+    class Counting(Adam):
+        def update(self, p, g, m, v):
+            calls.append(p.shape)
+            super().update(p, g, m, v)
+
+    params, loss, _ = least_squares()
+    opt = Counting(params, lr=1e-2)
+    opt.step(grad(loss)(params))
+    assert calls == [(8 * 3 + 3,)]
+    state = opt.state_dict()  # still one entry per parameter array, in leaves order ("W" sorts before "b")
+    assert state["m.0"].shape == (8, 3) and state["m.1"].shape == (3,) and state["v.0"].shape == (8, 3)
+
+
+def test_a_second_optimiser_shares_the_buffer_and_parts_are_refused():
+    params, _, _ = least_squares()
+    first = Adam(params)
+    second = RMSprop(params)
+    assert second.flat is first.flat and params["W"].base is first.flat
+    with pytest.raises(ValueError, match="already live in another optimiser's buffer"):
+        Adam({"W": params["W"]})
+    with pytest.raises(TypeError, match="share one dtype"):
+        Adam({"a": np.zeros(2, np.float32), "b": np.zeros(2)})
+    with pytest.raises(TypeError, match="tuple"):
+        Adam({"a": (np.zeros(2), np.zeros(3))})
+
+
+def test_a_bare_array_is_its_own_buffer():
+    p = np.ones((2, 3), np.float32)
+    SGD(p, lr=0.1).step(np.ones((2, 3), np.float32))
+    np.testing.assert_allclose(p, 0.9)

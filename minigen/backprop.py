@@ -1,0 +1,106 @@
+"""Backward passes written by hand: the dense layer and batch normalisation.
+
+These are the backward passes of CS231n's second assignment. autograd could
+derive them by itself from the forward formulas, one numpy call at a time: a
+dense layer is then three traced operations (dot, add, and the sum that undoes
+the bias's broadcast), batch norm about a dozen, each with its own VJP and its
+own temporary arrays. Here each layer is ONE autograd primitive whose VJP is
+the formula from the docstring, a few large numpy calls.
+
+Each VJP is itself written with autograd.numpy operations, so autograd can
+differentiate it again: WGAN-GP's penalty differentiates the critic's backward
+pass with respect to the critic's weights.
+
+float32 in -> float32 out, for the values and for every gradient.
+"""
+import autograd.numpy as np
+import numpy as onp
+from autograd.extend import defvjp, defvjp_argnums, primitive
+
+
+@primitive
+def dense(x, W, b):
+    """y = x W + b.  x: (N, in), W: (in, out), b: (out,) -> y: (N, out).
+
+    Backward, given G = dL/dy (N, out). From y[n, j] = sum_i x[n, i] W[i, j] + b[j]:
+
+        dL/dx[n, i] = sum_j G[n, j] W[i, j]   ->  dX = G W^T     (N, in)
+        dL/dW[i, j] = sum_n x[n, i] G[n, j]   ->  dW = X^T G     (in, out)
+        dL/db[j]    = sum_n G[n, j]           ->  db = sum_n G   (out,)
+
+    W^T and X^T are transposed views, not copies: matmul hands them to BLAS,
+    which reads a matrix in either order.
+    """
+    y = onp.matmul(x, W)
+    y += b  # in place: y is a fresh array, so the bias costs no second (N, out) one
+    return y
+
+
+defvjp(dense,
+       lambda y, x, W, b: lambda G: np.matmul(G, np.transpose(W)),
+       lambda y, x, W, b: lambda G: np.matmul(np.transpose(x), G),
+       lambda y, x, W, b: lambda G: np.sum(G, axis=0))
+
+
+def _channel_axes(x):
+    """The axes batch norm averages over: the batch, and for images also height and width."""
+    return (0,) if onp.ndim(x) == 2 else (0, 2, 3)
+
+
+def _per_channel(v, x):
+    """A (C,) vector shaped to broadcast against x: (1, C) or (1, C, 1, 1)."""
+    return np.reshape(v, (1, -1) + (1,) * (onp.ndim(x) - 2))
+
+
+def _normalise(x, eps):
+    """x_hat = (x - mean) / sqrt(var + eps) per channel, and inv_std = 1 / sqrt(var + eps) (broadcastable)."""
+    axes = _channel_axes(x)
+    centred = x - np.mean(x, axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + eps)
+    return centred * inv_std, inv_std
+
+
+@primitive
+def batch_norm_train(x, gamma, beta, eps=1e-5):
+    """Batch normalisation with the batch's own statistics (Ioffe & Szegedy 2015, Algorithm 1).
+
+    x: (N, C) or (N, C, H, W); gamma, beta: (C,) -> y shaped like x. Per channel c,
+    over the m = N (or N*H*W) values x_i of that channel:
+
+        mu = mean_i x_i,  sigma = sqrt(mean_i (x_i - mu)^2 + eps),  x_hat_i = (x_i - mu) / sigma,
+        y_i = gamma x_hat_i + beta.
+
+    Backward, given G = dL/dy. dbeta = sum_i G_i and dgamma = sum_i G_i x_hat_i.
+    For x, every x_j moves mu and sigma and so every x_hat_i of its channel:
+    d mu / d x_j = 1/m and d sigma / d x_j = (x_j - mu) / (m sigma) = x_hat_j / m, so
+
+        d x_hat_i / d x_j = (delta_ij - 1/m - x_hat_i x_hat_j / m) / sigma.
+
+    Summing G_i gamma times that over i gives the compact three-term form:
+
+        dx_j = (gamma / sigma) (G_j - mean_i G_i - x_hat_j mean_i (G_i x_hat_i))
+             = (gamma / sigma) (G_j - dbeta / m - x_hat_j dgamma / m).
+    """
+    x_hat, _ = _normalise(x, eps)
+    return x_hat * _per_channel(gamma, x) + _per_channel(beta, x)
+
+
+def _batch_norm_vjp(argnums, y, args, kwargs):
+    x, gamma = args[0], args[1]
+    eps = args[3] if len(args) > 3 else kwargs.get("eps", 1e-5)
+
+    def vjp(G):
+        # x_hat is recomputed from x with autograd.numpy, so a second derivative sees how it depends on x.
+        x_hat, inv_std = _normalise(x, eps)
+        axes, m = _channel_axes(x), onp.size(x) // onp.shape(x)[1]
+        dgamma, dbeta = np.sum(G * x_hat, axis=axes), np.sum(G, axis=axes)  # (C,) each
+        grads = {1: dgamma, 2: dbeta}
+        if 0 in argnums:
+            grads[0] = (_per_channel(gamma, x) * inv_std) * (
+                G - _per_channel(dbeta / m, x) - x_hat * _per_channel(dgamma / m, x))
+        return tuple(grads[i] for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(batch_norm_train, _batch_norm_vjp)
