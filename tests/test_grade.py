@@ -295,7 +295,7 @@ def test_grade_a_class_into_a_csv_gradebook(builds, tmp_path):
     losses = subs / "s1_correct" / "minigen" / "losses.py"
     assert report["files"]["minigen/losses.py"] == hashlib.sha256(losses.read_bytes()).hexdigest()
     hanging = json.loads((reports / "s5_hanging.json").read_text())["exercises"][0]
-    assert "time limit of 2 s" in hanging["first_failure"]
+    assert "time limit of 2 s of CPU time" in hanging["first_failure"]
     # Idempotent: the same submissions give the same gradebook, without grading anyone again.
     before = out.read_bytes(), {p.name: p.read_bytes() for p in reports.iterdir()}
     gradebook.grade_class(subs, private, out, config)
@@ -305,3 +305,40 @@ def test_grade_a_class_into_a_csv_gradebook(builds, tmp_path):
 def test_grade_refuses_a_public_autograder(builds, tmp_path):
     with pytest.raises(ValueError, match="public build"):
         gradebook.grade_class(tmp_path, builds[0], tmp_path / "g.csv")
+
+
+# --- conv2d_im2col: the structure asked for, and forward errors named as such ---------------------
+
+WINDOWS = """(ph, pw), (sh, sw) = padding, stride
+xp = onp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+rows = (onp.arange(out_hw[0]) * sh)[:, None] + onp.arange(kernel[0])[None, :]  # (Ho, kh)
+cols = (onp.arange(out_hw[1]) * sw)[:, None] + onp.arange(kernel[1])[None, :]  # (Wo, kw)
+return xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (N, C, Ho, Wo, kh, kw)"""
+CONV_FLIPPED = """windows = _im2col_windows(x, (kh, kw), stride, padding, out_hw)
+y = onp.tensordot(windows, w[:, :, ::-1, ::-1], axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
+return onp.ascontiguousarray(y.transpose(0, 3, 1, 2))"""
+CONV_LOOPS = """windows = _im2col_windows(x, (kh, kw), stride, padding, out_hw)
+y = onp.zeros((x.shape[0], w.shape[0]) + tuple(out_hw), dtype=x.dtype)
+for n in range(y.shape[0]):
+    for o in range(y.shape[1]):
+        for i in range(y.shape[2]):
+            for j in range(y.shape[3]):
+                y[n, o, i, j] = onp.sum(windows[n, :, i, j] * w[o])
+return y"""
+
+
+@pytest.mark.parametrize("conv", ["loops", "flipped"])
+def test_conv2d_needs_im2col_and_one_gemm_and_its_forward_errors_are_named(tmp_path, conv):
+    assign.build(tmp_path, exercises="conv2d_im2col")
+    fill(tmp_path, "ops.py", "_im2col_windows", WINDOWS)
+    fill(tmp_path, "ops.py", "_conv2d", CONV_LOOPS if conv == "loops" else CONV_FLIPPED)
+    report, _ = grade(tmp_path, tmp_path)
+    checks = {c["check"]: c for c in report["exercises"][0]["checks"]}
+    assert checks["windows"]["passed"]
+    if conv == "loops":  # right numbers, but not the exercise: 8 of 10 points
+        assert report["points"] == 8 and not checks["structure"]["passed"]
+        assert "one GEMM" in checks["structure"]["message"]
+    else:
+        assert checks["structure"]["passed"] and "the kernel is flipped" in checks["forward"]["message"]
+        gradient = checks["gradient"]["message"]
+        assert "your forward pass does not compute" in gradient and "hidden from autograd" not in gradient

@@ -5,11 +5,13 @@ holding only this folder, numpy and autograd, and the submission. It never sees 
 reference values: it reads the inputs, calls the student's functions, and writes
 outputs.npz and outcome.json. The grader process decides the points from those.
 
-    python -I -S -c "..." EXERCISE INPUTS.npz OUT_DIR [-v]
+    python -I -S -c "..." EXERCISE INPUTS.npz OUT_DIR SECONDS [-v]
 """
 import importlib
 import json
+import math
 import os
+import resource
 import sys
 import traceback
 from pathlib import Path
@@ -51,12 +53,21 @@ def forbid(pkg, exercise, sites):
         setattr(getattr(pkg, module), name, refuse)
 
 
+def limit_cpu(seconds):
+    """From now on, `seconds` of CPU time (the kernel stops the process with SIGXCPU after that). CPU time, not
+    wall time: a grader busy with a whole class must not fail a student for its own load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+
+
 def main():
-    exercise, inputs_path, out_dir, *flags = sys.argv[1:]
+    exercise, inputs_path, out_dir, seconds, *flags = sys.argv[1:]
     out_dir, root = Path(out_dir), Path(os.environ["MINIGEN_SUBMISSION"])
     import numpy as np
 
     from . import cases  # numpy and autograd are imported: the exercise's time starts now
+    limit_cpu(float(seconds))
     (out_dir / "ready").touch()
     with np.load(inputs_path, allow_pickle=False) as f:
         data = {key: f[key] for key in f.files}

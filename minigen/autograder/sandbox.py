@@ -7,8 +7,9 @@ temporary copy of the probe code (child.py, cases*.py, compare.py), links to num
 and autograd only, and the submission's folder. The child gets the inputs, never the
 reference values; it writes what the student's functions return to a file. Then:
 
-- the child has `timeout` seconds from the moment numpy and autograd are loaded;
-  after that its whole process group is killed and the exercise scores 0;
+- the child has `timeout` seconds of CPU time from the moment numpy and autograd are
+  loaded (the kernel stops it then), and a few times that in wall time (for a child
+  that sleeps); then its whole process group is killed and the exercise scores 0;
 - every minigen.* module the child imported must come from the submission's
   minigen/ folder, or the exercise scores 0 (a `__path__.insert` or a stray
   sys.path entry would have graded somebody else's code);
@@ -31,6 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CHILD_FILES = ("child.py", "cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py", "compare.py")
 STARTUP = 120.0  # seconds for Python, numpy and autograd to load on a busy machine: not the student's time
+WALL = (5.0, 30.0)  # a child that sleeps is stopped after 5 x its CPU limit + 30 s of wall time
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -56,17 +58,17 @@ def _clean_site(dest):
 
 
 def _wait(proc, work, timeout):
-    """Wait for the child: STARTUP seconds to load numpy, then `timeout` seconds. 'ok' or 'timeout'."""
+    """Wait for the child: STARTUP seconds to load numpy, then its time. 'ok' or 'timeout'."""
     start = time.monotonic()
     while not (work / "ready").exists() and proc.poll() is None and time.monotonic() - start < STARTUP:
         time.sleep(0.02)
     try:
-        proc.wait(timeout=timeout)
-        return "ok"
+        proc.wait(timeout=WALL[0] * timeout + WALL[1])
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the child's whole group, grandchildren too
         proc.wait()
         return "timeout"
+    return "timeout" if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL) else "ok"
 
 
 def foreign_modules(origins, root):
@@ -90,7 +92,7 @@ def run(root, exercise, inputs, timeout, verbose=False):
         np.savez(tmp / "inputs.npz", **inputs)
         path = [str(tmp), str(site), str(root)]
         code = f"import sys; sys.path[:0] = {path!r}; from _grader.child import main; main()"
-        command = [sys.executable, "-I", "-S", "-c", code, exercise, str(tmp / "inputs.npz"), str(work)]
+        command = [sys.executable, "-I", "-S", "-c", code, exercise, str(tmp / "inputs.npz"), str(work), str(timeout)]
         env = {**THREADS, "PATH": os.defpath, "MINIGEN_SUBMISSION": str(root)}
         started = time.monotonic()
         with open(tmp / "stdout", "wb") as out, open(tmp / "stderr", "wb") as err:
@@ -99,7 +101,7 @@ def run(root, exercise, inputs, timeout, verbose=False):
             status = _wait(proc, work, timeout)
         seconds = time.monotonic() - started
         if status == "timeout":
-            return Outcome("timeout", f"stopped after its time limit of {timeout:g} s (an endless loop?); "
+            return Outcome("timeout", f"stopped at its time limit of {timeout:g} s of CPU time (an endless loop?); "
                                       f"the other exercises are graded as usual", seconds=seconds)
         try:
             outcome = json.loads((work / "outcome.json").read_text(encoding="utf-8"))
