@@ -5,7 +5,7 @@ Each wrong answer is written here as a student would write it, independently of 
 variants in minigen/autograder/mistakes*.py, patched into the library in this process,
 and judged by the autograder's own judge() against a fresh build's data.
 """
-from functools import lru_cache
+from functools import cache
 
 import autograd.numpy as anp
 import numpy as onp
@@ -19,7 +19,7 @@ from minigen.autograder.sandbox import Outcome
 F32_WORDS = "np.float64(0.5)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def built(exercise):
     return reference.exercise_data(cases.exercise(exercise), seed=3, private=True)
 
