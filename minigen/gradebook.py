@@ -114,8 +114,12 @@ def grade_student(grader, student, source, reports, config, timeout):
             old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
             if old.get("files") == files and old.get("cache_key") == key and timeout is None:
                 return old
-            report = {"student": student, **grader.grade(root, config=config, timeout=timeout), "cache_key": key}
-            report["status"] = _status(report)
+            try:
+                report = {"student": student, **grader.grade(root, config=config, timeout=timeout), "cache_key": key}
+                report["status"] = _status(report)
+            except Exception as err:  # noqa: BLE001 (one odd submission must not stop the class)
+                report = {"student": student, "status": f"error: {type(err).__name__}: {err}", "points": 0,
+                          "exercises": [], "seconds": 0}
     path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return report
 

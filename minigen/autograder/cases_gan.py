@@ -148,7 +148,7 @@ def gp_images(pkg, inp):
 @check("gradient_penalty", "critic_gradient", 3,
        "gradient of the penalty in the critic's parameters (a gradient of a gradient)", gp_inputs(np.float64),
        gradient=True, hint="the critic learns from this penalty only through ∇D(x̂): take that gradient with "
-                           "autograd.grad inside the loss, on autograd.numpy values")
+                           "autograd.grad inside the loss, on autograd.numpy values", hint_on=("value", "gradient"))
 def gp_critic_gradient(pkg, inp):
     f = lambda w1, b1, w2: penalty(pkg, inp, w1=w1, b1=b1, w2=w2)
     return gradients(f, {k: inp[k] for k in ("w1", "b1", "w2")}, inp["w"])

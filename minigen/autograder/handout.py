@@ -34,7 +34,7 @@ Run the grader from this folder (the one holding `minigen/`, `autograder/` and t
     pytest autograder -m gaussian_kl            # the same checks, pytest's own output
 
 Each exercise runs in a fresh Python process that sees only this folder's `minigen/`
-(not an installed minigen) and has a time limit (about {limit:g} s, in
+(not an installed minigen) and has a time limit ({limit:g} s of CPU time, see
 autograder/manifest.json): an endless loop costs that exercise only. `autograder/cases*.py` show exactly what
 each check runs and how many points it is worth. A check compares your function with
 numbers computed from the reference implementation and your gradients with finite

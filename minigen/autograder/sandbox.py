@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,41 +79,38 @@ def foreign_modules(origins, root):
             if path in ("None", "") or not str(Path(path).resolve()).startswith(inside)}
 
 
-def run(root, exercise, inputs, timeout, verbose=False):
-    """Run `exercise`'s probes on the minigen in folder `root`, on `inputs` ({npz key: array}); an Outcome."""
-    root = Path(root).resolve()
-    with tempfile.TemporaryDirectory(prefix="minigen-grade-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "_grader").mkdir()
-        (tmp / "_grader" / "__init__.py").write_text("", encoding="utf-8")
-        for name in CHILD_FILES:
-            shutil.copyfile(HERE / name, tmp / "_grader" / name)
-        site, work = _clean_site(tmp / "site"), tmp / "work"
-        work.mkdir()
-        np.savez(tmp / "inputs.npz", **inputs)
-        path = [str(tmp), str(site), str(root)]
-        code = f"import sys; sys.path[:0] = {path!r}; from _grader.child import main; main()"
-        command = [sys.executable, "-I", "-S", "-c", code, exercise, str(tmp / "inputs.npz"), str(work), str(timeout)]
-        env = {**THREADS, "PATH": os.defpath, "MINIGEN_SUBMISSION": str(root)}
-        started = time.monotonic()
-        with open(tmp / "stdout", "wb") as out, open(tmp / "stderr", "wb") as err:
-            proc = subprocess.Popen(command + (["-v"] if verbose else []), cwd=work, env=env, stdout=out,
-                                    stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-            status = _wait(proc, work, timeout)
-        seconds = time.monotonic() - started
-        if status == "timeout":
-            return Outcome("timeout", f"stopped at its time limit of {timeout:g} s of CPU time (an endless loop?); "
-                                      f"the other exercises are graded as usual", seconds=seconds)
-        try:
-            outcome = json.loads((work / "outcome.json").read_text(encoding="utf-8"))
-            with np.load(work / "outputs.npz", allow_pickle=False) as f:
-                arrays = {key: f[key] for key in f.files}
-        except (OSError, ValueError) as err:
-            tail = (tmp / "stderr").read_bytes()[-1500:].decode("utf-8", "replace").strip()
-            return Outcome("no_results", f"the graded code ended the process (exit status {proc.returncode}) "
-                                         f"before it returned any results" + (f":\n{tail}" if tail else "")
-                           + ("" if tail else f" ({type(err).__name__})"), seconds=seconds)
-    foreign = foreign_modules(outcome.get("modules", {}), root)
+def _start(tmp, root, exercise, timeout, verbose):
+    """Lay out the child's folder in tmp and start it; (the process, its work folder)."""
+    (tmp / "_grader").mkdir()
+    (tmp / "_grader" / "__init__.py").write_text("", encoding="utf-8")
+    for name in CHILD_FILES:
+        shutil.copyfile(HERE / name, tmp / "_grader" / name)
+    site, work = _clean_site(tmp / "site"), tmp / "work"
+    work.mkdir()
+    path = [str(tmp), str(site), str(root)]
+    code = f"import sys; sys.path[:0] = {path!r}; from _grader.child import main; main()"
+    command = [sys.executable, "-I", "-S", "-c", code, exercise, str(tmp / "inputs.npz"), str(work), str(timeout)]
+    env = {**THREADS, "PATH": os.defpath, "MINIGEN_SUBMISSION": str(root)}
+    with open(tmp / "stdout", "wb") as out, open(tmp / "stderr", "wb") as err:
+        proc = subprocess.Popen(command + (["-v"] if verbose else []), cwd=work, env=env, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc, work
+
+
+def _results(tmp, work, proc, root, seconds):
+    """The Outcome of a child that ended within its time, from the files it wrote (if any)."""
+    try:
+        outcome = json.loads((work / "outcome.json").read_text(encoding="utf-8"))
+        if not (isinstance(outcome.get("errors"), dict) and isinstance(outcome.get("modules"), dict)):
+            raise ValueError("outcome.json is not what the child writes")
+        with np.load(work / "outputs.npz", allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files}
+    except (OSError, ValueError, AttributeError, zipfile.BadZipFile) as err:
+        tail = (tmp / "stderr").read_bytes()[-1500:].decode("utf-8", "replace").strip()
+        return Outcome("no_results", f"the graded code ended the process (exit status {proc.returncode}) "
+                                     f"before it returned any results" + (f":\n{tail}" if tail else "")
+                       + ("" if tail else f" ({type(err).__name__})"), seconds=seconds)
+    foreign = foreign_modules({str(k): str(v) for k, v in outcome["modules"].items()}, root)
     if foreign:
         lines = [f"{name} was imported from {path}" for name, path in sorted(foreign.items())]
         return Outcome("foreign_modules", f"only the submission's own minigen/ ({root / 'minigen'}) is graded, but "
@@ -123,3 +121,19 @@ def run(root, exercise, inputs, timeout, verbose=False):
         outputs.setdefault(check_id, {})[name] = value
     return Outcome("ok", outputs=outputs, errors={str(k): str(v)[:4000] for k, v in outcome["errors"].items()},
                    seconds=seconds)
+
+
+def run(root, exercise, inputs, timeout, verbose=False):
+    """Run `exercise`'s probes on the minigen in folder `root`, on `inputs` ({npz key: array}); an Outcome."""
+    root = Path(root).resolve()
+    with tempfile.TemporaryDirectory(prefix="minigen-grade-") as tmp:
+        tmp = Path(tmp)
+        np.savez(tmp / "inputs.npz", **inputs)
+        started = time.monotonic()
+        proc, work = _start(tmp, root, exercise, timeout, verbose)
+        status = _wait(proc, work, timeout)
+        seconds = time.monotonic() - started
+        if status == "timeout":
+            return Outcome("timeout", f"stopped at its time limit of {timeout:g} s of CPU time (an endless loop?); "
+                                      f"the other exercises are graded as usual", seconds=seconds)
+        return _results(tmp, work, proc, root, seconds)
