@@ -8,7 +8,7 @@ and autograd only, and the submission's folder. The child gets the inputs, never
 reference values; it writes what the student's functions return to a file. Then:
 
 - the child has `timeout` seconds of CPU time from the moment numpy and autograd are
-  loaded (the kernel stops it then), and a few times that in wall time (for a child
+  loaded (the kernel stops it then), and ten times that + 2 min in wall time (for a child
   that sleeps); then its whole process group is killed and the exercise scores 0;
 - every minigen.* module the child imported must come from the submission's
   minigen/ folder, or the exercise scores 0 (a `__path__.insert` or a stray
@@ -33,7 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CHILD_FILES = ("child.py", "cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py", "compare.py")
 STARTUP = 120.0  # seconds for Python, numpy and autograd to load on a busy machine: not the student's time
-WALL = (5.0, 30.0)  # a child that sleeps is stopped after 5 x its CPU limit + 30 s of wall time
+WALL = (10.0, 120.0)  # a child that sleeps is stopped after 10 x its CPU limit + 2 min of wall time
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
