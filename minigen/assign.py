@@ -20,19 +20,20 @@ no line of a stripped solution may appear anywhere in OUT_DIR.
 """
 import ast
 import shutil
-from collections import Counter
 from pathlib import Path
 
-from minigen.autograder.strip import MARKER_TEXT, MarkerError, find_regions, locate, strip_source
+from minigen.autograder.handout import assignment_text
+from minigen.autograder.shipping import find_leaks, package_files
+from minigen.autograder.strip import MarkerError, find_regions, locate, strip_source
 
-NOT_SHIPPED = ("autograder", "assign.py", "__pycache__")  # the instructor's side stays home
+__all__ = ["assignment_text", "build", "find_leaks", "self_test"]
 STUDENT_ASSIGN_PY = '''"""`minigen assign` builds assignments from the instructor's copy, not from a student copy."""
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("assign", help="(instructor only) build a student copy and its autograder")
     p.add_argument("out_dir", nargs="?")
-    for flag in ("--list", "--force", "--check"):
+    for flag in ("--list", "--force", "--check", "--private"):
         p.add_argument(flag, action="store_true")
     for option in ("--exercises", "--stub", "--seed"):
         p.add_argument(option)
@@ -55,11 +56,10 @@ def scan_package(src=None):
     """{relative path: (text, regions with sites)} for every module that would be shipped."""
     src = Path(src or package_dir())
     found = {}
-    for path in sorted(src.rglob("*.py")):
-        rel = path.relative_to(src)
-        if rel.parts[0] in NOT_SHIPPED or "__pycache__" in rel.parts:
+    for rel in package_files(src):
+        if rel.suffix != ".py":
             continue
-        text = path.read_text(encoding="utf-8")
+        text = (src / rel).read_text(encoding="utf-8")
         regions = find_regions(text, f"minigen/{rel.as_posix()}")
         module = ".".join(rel.with_suffix("").parts)
         locate(regions, text, f"minigen/{rel.as_posix()}", module)
@@ -112,29 +112,6 @@ def _solution_lines(text, regions, selected):
     return solutions, [line.strip() for row, line in enumerate(lines, 1) if row not in inside]
 
 
-def find_leaks(folder, solutions, elsewhere):
-    """Lines of the text files under `folder` that hold marker text, or a solution line beyond the
-    number of times the library has that line outside the solutions (`denom += self.eps` is
-    RMSprop's as well as Adam's: a shared idiom, not a leak). Outside minigen/ (the autograder,
-    ASSIGNMENT.md) a longer solution line may not appear even inside another line."""
-    allowed = Counter(line for line in elsewhere if line in solutions)
-    long_lines = [line for line in solutions if len(line) >= 25]
-    leaks, seen = [], Counter()
-    for path in sorted(Path(folder).rglob("*")):
-        try:  # every text file, whatever its name (a stray losses.py~ would hold a whole solution)
-            text = path.read_text(encoding="utf-8") if path.is_file() else None
-        except UnicodeDecodeError:
-            continue  # binary: the .npz values, the MNIST sample
-        in_package = path.relative_to(folder).parts[0] == "minigen"
-        for number, line in enumerate((text or "").splitlines(), 1):
-            key = line.strip()
-            seen[key] += key in solutions
-            if (MARKER_TEXT.search(line) or (key in solutions and seen[key] > allowed[key])
-                    or (not in_package and any(sol in line for sol in long_lines))):
-                leaks.append(f"{path.relative_to(folder)}:{number}: {key}")
-    return leaks
-
-
 def _check_destination(out, src, force):
     target = out / "minigen"
     if target == src or target in src.parents or out == src or src in out.parents:
@@ -146,13 +123,15 @@ def _check_destination(out, src, force):
     return ours
 
 
-def build(out_dir, exercises=None, stub="raise", force=False, seed=0):
+def build(out_dir, exercises=None, stub="raise", force=False, seed=0, private=False, src=None):
     """Write the student copy, its autograder and ASSIGNMENT.md to out_dir; return the exercises.
 
     exercises: names to strip (a list or "a,b"); None for all. The others keep their
     solution (markers removed) and are not graded. stub: "raise" (NotImplementedError)
-    or "ellipsis" (otter's `...`). seed: picks the checks' inputs; a private build with
-    another seed regrades submissions on inputs the students have not seen.
+    or "ellipsis" (otter's `...`). seed and private pick the checks' inputs: a private
+    build (the teacher's, for `minigen grade`) draws them from another stream than any
+    public one, so the inputs students have seen are never those their grades come from.
+    src: the package to copy (default: this one); only its allow-listed files ship.
     """
     import tempfile
 
@@ -160,7 +139,7 @@ def build(out_dir, exercises=None, stub="raise", force=False, seed=0):
     from minigen.autograder.cases import EXERCISES
     if stub not in ("raise", "ellipsis"):
         raise ValueError(f"stub must be 'raise' or 'ellipsis', got {stub!r}")
-    chosen, src, out = select(exercises), package_dir(), Path(out_dir).resolve()
+    chosen, src, out = select(exercises), Path(src or package_dir()).resolve(), Path(out_dir).resolve()
     old = _check_destination(out, src, force)
     scanned = scan_package(src)
     check_registry(scanned, EXERCISES)
@@ -169,14 +148,9 @@ def build(out_dir, exercises=None, stub="raise", force=False, seed=0):
     staging = Path(tempfile.mkdtemp(prefix=".assign-", dir=out))  # all checks pass before anything is in place
     try:
         solutions, elsewhere = [], []
-        for path in sorted(src.rglob("*")):
-            rel = path.relative_to(src)
-            if rel.parts[0] in NOT_SHIPPED or "__pycache__" in rel.parts or path.suffix == ".pyc":
-                continue
-            dest = staging / "minigen" / rel
-            if path.is_dir():
-                dest.mkdir(parents=True, exist_ok=True)
-            elif rel.as_posix() in scanned:
+        for rel in package_files(src):  # an allow-list: .py files and the data the code loads
+            path, dest = src / rel, staging / "minigen" / rel
+            if rel.as_posix() in scanned:
                 text, regions = scanned[rel.as_posix()]
                 student = strip_source(text, regions, selected, stub)
                 try:
@@ -192,7 +166,7 @@ def build(out_dir, exercises=None, stub="raise", force=False, seed=0):
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, dest)
         (staging / "minigen" / "assign.py").write_text(STUDENT_ASSIGN_PY, encoding="utf-8")
-        manifest = reference.write_autograder(staging / "autograder", chosen, stub, seed)
+        manifest = reference.write_autograder(staging / "autograder", chosen, stub, seed, private)
         (staging / "ASSIGNMENT.md").write_text(assignment_text(manifest, stub), encoding="utf-8")
         leaks = find_leaks(staging, set(solutions), elsewhere)
         if leaks:
@@ -205,41 +179,6 @@ def build(out_dir, exercises=None, stub="raise", force=False, seed=0):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return chosen
-
-
-def assignment_text(manifest, stub):
-    """ASSIGNMENT.md: what the student is to write, where, for how many points."""
-    total = sum(ex["points"] for ex in manifest["exercises"])
-    rows = "\n".join(f"| `{ex['name']}` | {ex['title']} | {'<br>'.join(f'`{w}`' for w in ex['where'])} "
-                     f"| {ex['points']} |" for ex in manifest["exercises"])
-    stub_words = ("raises `NotImplementedError` naming its exercise" if stub == "raise"
-                  else "holds `...` (and so returns None)")
-    return f"""# Assignment: generative models from scratch
-
-This folder is a full copy of minigen in which the functions below are yours to
-write. Each one marks its place with `# YOUR CODE HERE` and {stub_words} until you do.
-Their docstrings give the shapes and the formula; the rest of the library is
-complete and is yours to read and call.
-
-| exercise | concept | where | points |
-|---|---|---|---|
-{rows}
-| | | **total** | **{total}** |
-
-## Grading yourself
-
-    python -m autograder                        # every exercise: a report, and autograder/report.json
-    python -m autograder --exercises gaussian_kl
-    pytest autograder -m gaussian_kl            # the same tests, pytest's own output
-
-`autograder/cases.py` shows exactly what each check runs and how many points it
-is worth. A check compares your function with numbers computed from the reference
-implementation (stored in `autograder/data/`) and your gradients with finite
-differences of your own function; a failure says where the numbers differ and,
-when it recognises a common mistake, which one.
-
-To check the gradient of anything you write: `minigen.gradcheck.check_grad(f, x)`.
-"""
 
 
 def self_test(out_dir):
@@ -305,6 +244,8 @@ def add_parser(subparsers):
     p.add_argument("--force", action="store_true", help="replace an assignment already in OUT_DIR")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for the checks' inputs (a private build with another seed regrades on unseen inputs)")
+    p.add_argument("--private", action="store_true",
+                   help="the teacher's grader for `minigen grade`: inputs never shared with any public build")
     p.add_argument("--check", action="store_true",
                    help="then grade the student copy (all must fail) and the reference (all must pass)")
     p.set_defaults(run=run)
@@ -317,7 +258,7 @@ def run(args):
         return 0
     if not args.out_dir:
         raise ValueError("give OUT_DIR, the folder to write the assignment to (or --list)")
-    chosen = build(args.out_dir, args.exercises, args.stub, args.force, args.seed)
+    chosen = build(args.out_dir, args.exercises, args.stub, args.force, args.seed, args.private)
     out = Path(args.out_dir)
     print(f"wrote {out / 'minigen'} with {len(chosen)} exercises stripped: {', '.join(ex.name for ex in chosen)}")
     print(f"grade it with: cd {out} && python -m autograder")

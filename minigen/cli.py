@@ -259,6 +259,14 @@ def positive_number(text):
     return value
 
 
+def cmd_grade(args):
+    """Grade every submission with a private autograder into a CSV gradebook (docs/teaching.md)."""
+    from minigen import gradebook
+    rows = gradebook.grade_class(args.submissions, args.autograder, args.out, args.config, args.jobs, args.timeout)
+    print(gradebook.summary(rows, args.out))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="minigen", description="Deep generative models from scratch in NumPy + autograd.",
@@ -320,6 +328,17 @@ def build_parser():
     p.set_defaults(run=cmd_demo)
 
     assign.add_parser(sub)
+
+    p = sub.add_parser("grade", help="grade a class's submissions into a CSV gradebook",
+                       description="Grade each entry of SUBMISSIONS_DIR (a folder or .zip per student, named by "
+                                   "student id) with a private autograder; write the CSV and one JSON report each.")
+    p.add_argument("submissions", metavar="SUBMISSIONS_DIR")
+    p.add_argument("--autograder", required=True, metavar="PRIVATE_BUILD", help="a `minigen assign --private` build")
+    p.add_argument("--out", default="grades.csv", help="the CSV gradebook (reports go to OUT's stem + -reports/)")
+    p.add_argument("--config", help='JSON: {"points": {exercise: n}, "timeouts": {exercise: seconds}}')
+    p.add_argument("--jobs", type=int, default=None, help="students graded at once (default: the number of cores)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per exercise, for every exercise")
+    p.set_defaults(run=cmd_grade)
     return parser
 
 

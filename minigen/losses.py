@@ -86,9 +86,11 @@ def gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p):
     With mu_p = 0, logvar_p = 0 it is gaussian_kl. Used where the prior is learned (CVAE).
     """
     _check_same_shape("gaussian_kl_between", mu_q=mu_q, logvar_q=logvar_q, mu_p=mu_p, logvar_p=logvar_p)
+    # BEGIN SOLUTION
     log_ratio = logvar_q - logvar_p  # log(σ_q² / σ_p²), formed once so its expm1 stays exact near 0
     diff = mu_q - mu_p
     return 0.5 * np.sum(np.expm1(log_ratio) - log_ratio + diff * diff * np.exp(-logvar_p), axis=-1)
+    # END SOLUTION
 
 
 # --- Log-likelihoods and log-densities ------------------------------------------
@@ -267,7 +269,9 @@ def generator_loss_minimax(fake_logits):
     confidently rejects the fakes (l -> -inf), i.e. early in training. fake_logits: (M,) or (M, 1).
     """
     _check_scores("generator_loss_minimax", fake_logits=fake_logits)
+    # BEGIN SOLUTION
     return -np.mean(ops.softplus(fake_logits))
+    # END SOLUTION
 
 
 def generator_loss_nonsaturating(fake_logits):

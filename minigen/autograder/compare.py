@@ -43,9 +43,12 @@ def _permutation(got, exp):
     return None
 
 
-def _pattern(got, exp):
+def _pattern(got, exp, label=""):
     """A few words on how got relates to exp: a sign, a factor, an offset."""
     got, exp = np.asarray(got, np.float64), np.asarray(exp, np.float64)
+    if not np.any(got) and np.any(exp):
+        return ("\n  every entry is 0" + (": autograd found no path from this input to your result (it does not "
+                "depend on it, or the dependence is hidden from autograd)" if label.startswith("d_") else ""))
     big = np.abs(exp) > 1e-12 * max(np.max(np.abs(exp), initial=0), 1e-300)
     if big.any():
         ratio = got[big] / exp[big]
@@ -67,12 +70,19 @@ def _pattern(got, exp):
 
 def difference(label, got, exp, rtol):
     """None if `got` matches `exp` (shape, dtype where float32, values within rtol); else what is wrong."""
+    found = problem(label, got, exp, rtol)
+    return found and found[1]
+
+
+def problem(label, got, exp, rtol):
+    """None if `got` matches `exp`; else (kind, message), kind one of "type", "shape", "dtype", "nonfinite",
+    "value": a check's hint is shown only for the kinds it is about."""
     try:
         got = np.asarray(got)
     except Exception:  # e.g. an autograd box that escaped
-        return f"{label}: expected an array, got {type(got).__name__}"
+        return "type", f"{label}: expected an array, got {type(got).__name__}"
     if got.dtype == object or not np.issubdtype(got.dtype, np.number):
-        return f"{label}: expected an array of numbers, got {type(got).__name__} of dtype {got.dtype}"
+        return "type", f"{label}: expected an array of numbers, got {type(got).__name__} of dtype {got.dtype}"
     if got.shape != exp.shape:
         msg = f"{label}: expected shape {exp.shape}, got {got.shape}"
         perm = _permutation(got, exp)
@@ -80,15 +90,15 @@ def difference(label, got, exp, rtol):
             msg += f"; these are the right numbers with the axes in another order (got.transpose{perm})"
         elif exp.ndim == 0:
             msg += "; expected one number (e.g. the mean over the batch)"
-        return msg
+        return "shape", msg
     if exp.dtype == np.float32 and got.dtype != np.float32:
-        return (f"{label}: float32 inputs gave a {got.dtype} result; keep float32 (a numpy float64 scalar or "
+        return "dtype", (f"{label}: float32 inputs gave a {got.dtype} result; keep float32 (a numpy float64 scalar or "
                 f"constant promotes the whole computation: use Python numbers for constants)")
     if np.issubdtype(exp.dtype, np.floating):
         blown = np.isfinite(exp) & ~np.isfinite(got)
         if blown.any():
             at = tuple(int(i) for i in np.argwhere(blown)[0])
-            return (f"{label}: got {got[at]} at index {at} where the reference gives {exp[at]:.6g}: an "
+            return "nonfinite", (f"{label}: got {got[at]} at index {at} where the reference gives {exp[at]:.6g}: an "
                     f"overflow or a log(0) — rearrange the formula so that nothing huge is exponentiated")
     err = rel_error(got, exp)
     if err <= rtol:
@@ -104,43 +114,54 @@ def difference(label, got, exp, rtol):
         msg += f"\n  expected{flat} {_fmt(exp)}\n  got{flat}      {_fmt(got)}"
     perm = _permutation(got, exp)
     if perm:
-        return msg + f"\n  these are the right numbers with the axes in another order (got.transpose{perm})"
-    return msg + _pattern(got, exp)
+        return "value", msg + f"\n  these are the right numbers with the axes in another order (got.transpose{perm})"
+    return "value", msg + _pattern(got, exp, label)
+
+
+def matches(got, outputs, rtol):
+    """Whether `got` reproduces every (non-diagnostic) output in `outputs` that it has."""
+    shared = [name for name in outputs if name in got and not name.startswith("_")]
+    return bool(shared) and all(difference(name, got[name], outputs[name], rtol) is None for name in shared)
 
 
 def known_mistake(got, mistakes, rtol):
     """The hint of the first known wrong formula whose outputs `got` reproduces, or None."""
     for why, outputs in (mistakes or {}).values():
-        shared = [name for name in outputs if name in got and not name.startswith("_")]
-        if shared and all(difference(name, got[name], outputs[name], max(10 * rtol, 1e-6)) is None
-                          for name in shared):
+        if matches(got, outputs, max(10 * rtol, 1e-6)):
             return why
     return None
 
 
-def verify(got, expected, rtol, mistakes=None, hint="", gradient=False):
+def verify(got, expected, rtol, mistakes=None, hint="", gradient=False, hint_on=("value", "shape", "nonfinite"),
+           accepted=None, given_vjp=False):
     """Raise AssertionError, with a message aimed at the mistake, unless every expected output matches.
 
     got, expected: {name: array}; names starting with "_" are diagnostics, not compared.
     mistakes: {name: (hint, {output name: array a known wrong formula gives})}.
-    gradient: first demand that autograd agrees with finite differences (see gradients()).
+    accepted: {name: {output name: array}}, other published forms that are also right (Adam's two forms).
+    gradient: first demand that autograd agrees with finite differences (see gradients()); given_vjp: the
+    gradient comes from the library's own VJPs, so a disagreement means the forward pass is wrong.
+    hint: shown for failures of a kind in hint_on, when no known mistake matches.
     """
-    problem = consistency(got) if gradient else None
+    found = ("gradient", consistency(got, given_vjp=given_vjp)) if gradient else None
+    found = found if found and found[1] else None
     for name, exp in expected.items():
-        if problem:
+        if found:
             break
         if name.startswith("_"):
             continue
-        problem = (f"{name}: no result (the check produced {sorted(got)})" if name not in got
-                   else difference(name, got[name], exp, rtol))
-    if problem is None:
+        found = (("missing", f"{name}: no result (the check produced {sorted(got)})") if name not in got
+                 else problem(name, got[name], exp, rtol))
+    if found is None or any(matches(got, outputs, rtol) and all(n in got for n in outputs if not n.startswith("_"))
+                            for outputs in (accepted or {}).values()):
         return
+    kind, text = found
     why = known_mistake(got, mistakes, rtol)
     if why:
-        problem += f"\n  This is a known mistake: {why}"
-    elif hint:
-        problem += f"\n  Hint: {hint}"
-    raise AssertionError(problem)
+        text += f"\n  This is a known mistake: {why}"
+    elif hint and kind in hint_on:
+        text += f"\n  Hint: {hint}"
+    raise AssertionError(text)
 
 
 # --- Gradients ------------------------------------------------------------------------
@@ -180,13 +201,17 @@ def gradients(f, wrt, weights, h=1e-5):
     return out
 
 
-def consistency(got, rtol=1e-6):
+def consistency(got, rtol=1e-6, given_vjp=False):
     """None if autograd's directional derivative agrees with the finite difference; else what is wrong."""
     if "_ad" not in got:
         return None
     ad, fd = float(got["_ad"]), float(got["_fd"])
     if rel_error(ad, fd) <= rtol:
         return None
+    if given_vjp:
+        return (f"the library's own VJPs (the gradient of a correct function) disagree with finite differences of "
+                f"yours ({ad:.8g} against {fd:.8g} along a random direction): your forward pass does not compute "
+                f"the function yet; see the value checks")
     return (f"autograd's gradient of your function disagrees with finite differences of the same function "
             f"(a directional derivative: {ad:.8g} by autograd, {fd:.8g} by differences): part of the "
             f"computation is hidden from autograd — a plain-numpy (onp) call, getval, float(), or an "

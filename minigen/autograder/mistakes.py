@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import autograd.numpy as np
-import numpy as onp
 from autograd import grad
 from autograd.tracer import getval
 
@@ -22,14 +21,15 @@ class Mistake:
     name: str
     hint: str        # what the student is told
     make: Callable   # the reference function -> the wrong one
+    accepted: bool = False  # not a mistake: another published form of the right answer (hint: what it is)
 
 
 MISTAKES = []
 
 
-def mistake(exercise, site, name, hint):
+def mistake(exercise, site, name, hint, accepted=False):
     def register(make):
-        MISTAKES.append(Mistake(exercise, site, name, hint, make))
+        MISTAKES.append(Mistake(exercise, site, name, hint, make, accepted))
         return make
     return register
 
@@ -218,6 +218,13 @@ _gp_variant("batch_norm_of_gradient", "take one gradient norm per example, not o
             norms=lambda s: np.sqrt(np.sum(s * s) + 1e-12) * np.ones(s.shape[0]))
 _gp_variant("last_axis_norm", "the norm runs over all of an example's axes (reshape to (N, -1)), not only the last",
             norms=lambda s: np.sqrt(np.sum(s * s, axis=-1) + 1e-12))
+_gp_variant("at_fakes", "the critic's gradient is taken at x̂ = ε·real + (1 - ε)·fake, points between the real and the "
+                        "fake examples, not at the fakes themselves", interpolate=lambda e, r, f: f)
+_gp_variant("at_reals", "the critic's gradient is taken at x̂ = ε·real + (1 - ε)·fake, points between the real and the "
+                        "fake examples, not at the real ones", interpolate=lambda e, r, f: r)
+_gp_variant("one_eps_per_batch", "draw one ε per example (eps has shape (N,)): with a single ε for the whole "
+                                 "batch every x̂ lies at the same fraction of the way",
+            interpolate=lambda e, r, f: np.ravel(e)[0] * r + (1 - np.ravel(e)[0]) * f)
 _gp_variant("stop_gradient", "the gradient in the critic's parameters flows through ∇D(x̂): no getval or plain "
                              "numpy on the slopes", stop=True)
 
@@ -233,87 +240,8 @@ def _(ref):
     return lambda critic, params, real, fake, eps, weight=10.0: -ref(critic, params, real, fake, eps, weight)
 
 
-# --- Adam --------------------------------------------------------------------------------
-
-def _adam(bias_correction=True, in_place=True, state_in_place=True, sqrt=True, swapped=False):
-    def update(self, p, g, m, v):
-        b1, b2 = self.betas[::-1] if swapped else self.betas
-        if self.weight_decay and self.decoupled:
-            p *= 1 - self.lr * self.weight_decay
-        elif self.weight_decay:
-            g = g + self.weight_decay * p
-        m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-        if state_in_place:
-            m[...], v[...] = m_new, v_new
-        c1, c2 = (1 - b1 ** self.t, 1 - b2 ** self.t) if bias_correction else (1, 1)
-        step = (m_new / c1) / ((np.sqrt(v_new / c2) if sqrt else v_new / c2) + self.eps)
-        if in_place:
-            p -= self.lr * step
-        else:
-            p = p - self.lr * step  # noqa: F841 (the mistake: rebinding the name leaves the array alone)
-    return lambda ref: update
-
-
-for _name, _hint, _kw in (
-        ("no_bias_correction", "divide m by 1 - β1^t and v by 1 - β2^t (bias correction): both start at 0, so "
-                               "early averages are too small", dict(bias_correction=False)),
-        ("not_in_place", "the parameters did not change: update p in place (p -= ...), rebinding the name "
-                         "leaves the optimiser's array as it was", dict(in_place=False)),
-        ("state_not_kept", "m and v must be updated in place (m *= β1; m += ...): they are the optimiser's "
-                           "memory from one step to the next", dict(state_in_place=False)),
-        ("no_sqrt", "divide by √v̂ + eps, the square root of the second moment", dict(sqrt=False)),
-        ("betas_swapped", "β1 (0.9) is for m, the mean of g; β2 (0.999) for v, the mean of g²", dict(swapped=True))):
-    mistake("adam_step", "optim.Adam.update", _name, _hint)(_adam(**_kw))
-
-
-# --- conv2d via im2col ---------------------------------------------------------------------
-
-@mistake("conv2d_im2col", "ops._conv2d", "flipped_kernel",
-         "the kernel is flipped: deep learning's conv2d is a cross-correlation, w[o, c, a, b] multiplies "
-         "xpad[n, c, i·s + a, j·s + b] with no flip")
-def _(ref):
-    return lambda x, w, stride, padding: ref(x, np.ascontiguousarray(w[:, :, ::-1, ::-1]), stride, padding)
-
-
-@mistake("conv2d_im2col", "ops._im2col_windows", "no_padding", "pad the input by `padding` zeros on each side first")
-def _(ref):
-    return lambda x, kernel, stride, padding, out_hw: ref(x, kernel, stride, (0, 0), out_hw)
-
-
-@mistake("conv2d_im2col", "ops._im2col_windows", "no_stride",
-         "window (i, j) starts at (i·stride, j·stride): the stride was not applied")
-def _(ref):
-    return lambda x, kernel, stride, padding, out_hw: ref(x, kernel, (1, 1), padding, out_hw)
-
-
-# --- numerical_grad ------------------------------------------------------------------------
-
-def _differences(f, x, h, forward=False, denominator=2.0, step=None, keep_dtype=False):
-    x = onp.array(x, dtype=None if keep_dtype else onp.float64)
-    g = onp.zeros_like(x)
-    h = step or h
-    for i in onp.ndindex(x.shape):
-        saved = x[i]
-        x[i] = saved + h
-        up = float(f(x))
-        x[i] = saved if forward else saved - h
-        down = float(f(x))
-        x[i] = saved
-        g[i] = (up - down) / ((1.0 if forward else denominator) * h)
-    return g
-
-
-for _name, _hint, _kw in (
-        ("forward_difference", "use the centred difference (f(x + h) - f(x - h)) / 2h: the one-sided "
-                               "(f(x + h) - f(x)) / h is only first-order accurate", dict(forward=True)),
-        ("half_step", "the centred difference divides by 2h, the distance between x - h and x + h",
-         dict(denominator=1.0)),
-        ("fixed_step", "use the step h the caller passes (here 1e-3)", dict(step=1e-5)),
-        ("float32_kept", "work in float64: with h = 1e-5, float32 rounding swamps f(x + h) - f(x - h)",
-         dict(keep_dtype=True))):
-    mistake("numerical_grad", "gradcheck.numerical_grad", _name, _hint)(
-        lambda ref, kw=_kw: lambda f, x, h=1e-5: _differences(f, x, h, **kw))
-
-
 def mistakes_for(exercise):
     return [m for m in MISTAKES if m.exercise == exercise]
+
+
+from minigen.autograder import mistakes_optim  # noqa: E402,F401 (registers Adam's, im2col's, numerical_grad's)

@@ -22,7 +22,8 @@ from minigen.autograder import cases, mistakes
 from minigen.autograder.compare import verify
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = {"cases.py": "cases.py", "compare.py": "compare.py", "grade.py": "grade.py",
+SHIPPED = {**{name: name for name in ("cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py", "compare.py",
+                                       "grade.py", "sandbox.py", "child.py")},
            "grader_conftest.py": "conftest.py", "grader_tests.py": "test_exercises.py"}
 GENERATED = {
     "__init__.py": '"""This assignment\'s autograder. From the folder above: python -m autograder"""\n',
@@ -57,11 +58,18 @@ def _run(check, ref, inputs):
     return {k: np.asarray(v) for k, v in outputs.items()}
 
 
-def exercise_data(exercise, seed=0):
-    """({npz key: array}, {check id: {mistake: hint}}) for one exercise; `seed` picks the inputs."""
-    ref, data, shown = reference_modules(), {}, {}
+def input_rng(check, seed, private):
+    """The generator of a check's inputs. A private build draws from another stream than a public one, even
+    with the same seed: the inputs students have seen are never the ones their grades come from."""
+    return np.random.default_rng([2 if private else 1, seed, zlib.crc32(check.id.encode())])
+
+
+def exercise_data(exercise, seed=0, private=False):
+    """({npz key: array}, {check id: {mistake: hint}}, {check id: {accepted form: note}}) for one exercise;
+    `seed` and `private` pick the inputs."""
+    ref, data, shown, accepted = reference_modules(), {}, {}, {}
     for check in cases.checks_for(exercise.name):
-        inputs = check.inputs(np.random.default_rng([seed, zlib.crc32(check.id.encode())]))
+        inputs = check.inputs(input_rng(check, seed, private))
         expected = _run(check, ref, inputs)
         try:  # the reference must pass its own check (e.g. autograd agrees with finite differences)
             verify(expected, expected, check.rtol, gradient=check.gradient)
@@ -69,7 +77,7 @@ def exercise_data(exercise, seed=0):
             raise RuntimeError(f"the reference fails check {check.id}: {err}") from err
         data.update({f"{check.id}/in/{k}": v for k, v in inputs.items()})
         data.update({f"{check.id}/out/{k}": v for k, v in expected.items()})
-        shown[check.id] = {}
+        shown[check.id], accepted[check.id] = {}, {}
         for m in mistakes.mistakes_for(exercise.name):
             try:
                 with patched(m.site, m.make), warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -82,9 +90,10 @@ def exercise_data(exercise, seed=0):
                 continue  # this check cannot tell the mistake from the reference
             except AssertionError:
                 pass
-            data.update({f"{check.id}/mistake/{m.name}/{k}": v for k, v in wrong.items() if not k.startswith("_")})
-            shown[check.id][m.name] = m.hint
-    return data, shown
+            kind, store = ("accept", accepted) if m.accepted else ("mistake", shown)
+            data.update({f"{check.id}/{kind}/{m.name}/{k}": v for k, v in wrong.items() if not k.startswith("_")})
+            store[check.id][m.name] = m.hint
+    return data, shown, accepted
 
 
 def where(site):
@@ -92,7 +101,7 @@ def where(site):
     return f"minigen/{module}.py: {qualname}"
 
 
-def write_autograder(dest, exercises, stub="raise", seed=0):
+def write_autograder(dest, exercises, stub="raise", seed=0, private=False):
     """Write the autograder for `exercises` (cases.Exercise) into the new folder `dest`."""
     dest = Path(dest)
     (dest / "data").mkdir(parents=True)
@@ -100,15 +109,16 @@ def write_autograder(dest, exercises, stub="raise", seed=0):
         shutil.copyfile(HERE / source, dest / name)
     for name, text in GENERATED.items():
         (dest / name).write_text(text, encoding="utf-8")
-    manifest = {"minigen": __version__, "stub": stub, "seed": seed, "exercises": []}
+    manifest = {"minigen": __version__, "stub": stub, "seed": seed, "private": private, "exercises": []}
     for ex in exercises:
-        data, shown = exercise_data(ex, seed)
+        data, shown, accepted = exercise_data(ex, seed, private)
         np.savez_compressed(dest / "data" / f"{ex.name}.npz", **data)
         checks = cases.checks_for(ex.name)
         manifest["exercises"].append({
             "name": ex.name, "title": ex.title, "where": [where(s) for s in ex.sites],
-            "points": sum(c.points for c in checks),
-            "checks": [{"id": c.id, "name": c.name, "points": c.points, "what": c.what, "mistakes": shown[c.id]}
-                       for c in checks]})
+            "points": sum(c.points for c in checks), "timeout": ex.timeout,
+            "forbidden": [where(s) for s in ex.forbidden],
+            "checks": [{"id": c.id, "name": c.name, "points": c.points, "what": c.what, "mistakes": shown[c.id],
+                        "accepted": accepted[c.id]} for c in checks]})
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
