@@ -1,8 +1,4 @@
 """VAE applications: anomaly scores and their AUROC, imputation of missing pixels, the two demos."""
-import json
-import runpy
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,8 +10,6 @@ from minigen.metrics import auroc, average_ranks, iwae_nll, missing_pixel_bce, m
 from minigen.models.vae import VAE, VAEConfig, binarize, make_train_step
 from minigen.optim import Adam
 from minigen.train import train_epochs
-
-DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
 
 def pairwise_auroc(scores, labels):
@@ -194,14 +188,3 @@ def test_missing_pixel_errors_by_hand():
     with pytest.raises(ValueError, match="nothing imputed"):
         missing_pixel_mse(truth, guess, np.ones_like(mask))
 
-
-# --- The demos, on the packaged sample ------------------------------------------------------
-
-def test_imputation_demo_writes_its_files(tmp_path, capsys):
-    runpy.run_path(str(DEMOS / "imputation_mnist.py"))["main"](
-        ["--sample", "--epochs", "1", "--n-iter", "2", "--out", str(tmp_path)])
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    bottom = metrics["masks"]["bottom half"]
-    assert len(bottom["mse_per_step"]["from 0.5"]) == 3 and "VAE from 0.5, 2 steps" in bottom["table"]
-    assert (tmp_path / "imputation.png").stat().st_size > 1000
-    assert "MSE" in capsys.readouterr().out
