@@ -18,6 +18,9 @@ true grey-level test images:
   Gibbs                proposes z, a Metropolis-Hastings test accepts it, so the chain samples
                        the model's p(x_mis | x_obs); one completion E[x_mis | z_t], and the
                        average of E[x_mis | z_t] after --burn-in (the conditional mean)
+  importance-weighted  imputation.importance_impute (Mattei & Frellsen 2019): the same
+  mean                 conditional mean by self-normalised importance sampling, --is-k
+                       draws of q(z | x with the training mean filled in), no chain
 
 Squared error rewards the conditional mean: a single sharp completion, however
 plausible, pays for every stroke it puts where the truth has none. Averaging many
@@ -55,6 +58,7 @@ def parse_args(argv):
     p.add_argument("--burn-in", type=int, default=20, help="steps discarded before averaging")
     p.add_argument("--fixed-steps", type=int, default=20, help="steps of the deterministic fixed-point iteration")
     p.add_argument("--knn", type=int, default=10, help="neighbours of the kNN baseline")
+    p.add_argument("--is-k", type=int, default=100, help="importance samples of the importance-weighted mean")
     p.add_argument("--n-test", type=int, default=10000, help="test images imputed (the first n)")
     p.add_argument("--params", default=None, help="a vae.npz from vae_mnist.py (same --latent/--hidden): no training")
     p.add_argument("--seed", type=int, default=0)
@@ -106,6 +110,9 @@ def compare(model, params, x, mask, x_train, args, seed):
     mwg = imputation.mwg_impute(model, params, x, mask, np.random.default_rng([seed, 2]), n_iter=args.n_iter,
                                 burn_in=args.burn_in, fill=mean_image)
     record("Metropolis-within-Gibbs, mean", mwg.mean)
+    record(f"importance-weighted mean, K={args.is_k}",
+           imputation.importance_impute(model, params, x, mask, np.random.default_rng([seed, 3]), k=args.is_k,
+                                        fill=mean_image))
     guesses["Metropolis-within-Gibbs, one completion"] = mwg.draws[-1]
     return guesses, mwg, seconds
 

@@ -202,11 +202,26 @@ def test_anomaly_demo_runs_both_protocols(tmp_path, capsys):
 
 def test_imputation_demo_reports_every_method_for_every_mask(tmp_path, capsys):
     runpy.run_path(str(DEMOS / "imputation_mnist.py"))["main"](
-        ["--sample", "--epochs", "1", "--n-iter", "6", "--burn-in", "2", "--n-test", "40", "--out", str(tmp_path)])
+        ["--sample", "--epochs", "1", "--n-iter", "6", "--burn-in", "2", "--n-test", "40", "--is-k", "5",
+         "--out", str(tmp_path)])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["masks"]) == {"bottom half", "centre square", "random 50% of pixels"}
     table = metrics["masks"]["bottom half"]["mse"]
-    assert {"training mean", "kNN", "Metropolis-within-Gibbs, mean"} <= set(table)
+    assert {"training mean", "kNN", "Metropolis-within-Gibbs, mean", "importance-weighted mean, K=5"} <= set(table)
     assert (tmp_path / "imputation.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "SAMPLE ONLY" in out and "MSE" in out
+
+
+def test_importance_sampled_conditional_mean_matches_the_toy_posterior():
+    grid = np.linspace(-8, 8, 20001)
+    post = stats.norm.pdf(grid) * np.exp(log_sigmoid(TOY["w"][0] * grid + TOY["b"][0]))
+    p_x1 = (np.exp(log_sigmoid(TOY["w"][1] * grid + TOY["b"][1])) * post).sum() / post.sum()
+    prior_guess = (np.exp(log_sigmoid(TOY["w"][1] * grid + TOY["b"][1])) * stats.norm.pdf(grid)).sum() / \
+        stats.norm.pdf(grid).sum()
+    assert abs(p_x1 - prior_guess) > 0.05  # observing x0 does move the answer: the test can tell them apart
+    x = np.array([[1.0, 0.0]] * 3, np.float32).reshape(3, 1, 1, 2)
+    mask = np.array([[True, False]] * 3).reshape(3, 1, 1, 2)
+    guess = imputation.importance_impute(Toy(), TOY, x, mask, np.random.default_rng(0), k=20000, batch_size=2)
+    np.testing.assert_allclose(guess[:, 0, 0, 1], p_x1, atol=0.01)
+    np.testing.assert_array_equal(guess[:, 0, 0, 0], 1.0)
