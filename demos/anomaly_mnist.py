@@ -205,8 +205,9 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics, histograms, start = {"settings": vars(args), "one_class": {}, "held_out": {}}, {}, time.perf_counter()
-    tasks = [("one_class", d, s) for d in args.normal for s in args.seeds]
-    tasks += [("held_out", d, s) for d in args.held_out for s in args.seeds]
+    # Seed by seed, so that a run stopped early has whole seeds (every digit) to show.
+    tasks = [("one_class", d, s) for s in args.seeds for d in args.normal]
+    tasks += [("held_out", d, s) for s in args.seeds for d in args.held_out]
     for part, digit, seed in tasks:
         if part == "one_class":
             result = one_class(digit, seed, data, args)
