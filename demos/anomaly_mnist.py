@@ -179,6 +179,8 @@ def save_figure(metrics, histograms, y_test, path):
         axes[0].set(xticks=at, xticklabels=digits, ylim=(50, 100), xlabel="normal digit", ylabel="AUROC %",
                     title="one class normal, the nine others anomalous")
         axes[0].legend(fontsize=7, loc="lower left")
+    else:
+        axes[0].axis("off")
     for ax, key, label in ((axes[1], "raw", "-log p(x), IWAE bound (nats)"),
                            (axes[2], "ratio", "-log p_model(x) + log p_background(x)")):
         if not histograms:
