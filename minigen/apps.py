@@ -79,6 +79,58 @@ def anomaly_scores(model, params, x, rng, k=1, batch_size=500):
     return np.concatenate(parts).astype(np.float32)
 
 
+def reconstruction_scores(model, params, x, batch_size=500):
+    """The reconstruction term alone, -log p(x | z = E_q[z|x]), at the encoder's mean: (N,) float32 nats.
+
+    -ELBO without the KL and without sampling z: what an autoencoder's reconstruction
+    error is to a VAE. It asks "can the decoder redraw this image?" and ignores how
+    unusual the image's code is under the prior. x as in anomaly_scores.
+    """
+    _check_images("reconstruction_scores", model, x)
+    parts = [-losses.bernoulli_log_likelihood(xb, model.decode(params, model.encode(params, xb)[0]))
+             for (xb,) in batches(None, x, batch_size=batch_size, shuffle=False)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def mutate(rng, x, rate):
+    """Ren et al. (2019)'s perturbation for the background model: each pixel, with probability
+    `rate`, replaced by a uniform random intensity in [0, 1] (theirs: a uniform value in 0..255).
+
+    A model trained on such images learns the population-level statistics (how much ink,
+    how smooth) but not the semantics of the digits. x: (N, ...) in [0, 1] -> the same shape.
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f"mutate: rate must be in [0, 1], got {rate}")
+    x = np.asarray(x, np.float32)
+    return np.where(rng.random(x.shape) < rate, rng.random(x.shape, dtype=np.float32), x)
+
+
+def likelihood_ratio_scores(model, params, background, background_params, x, rng, k=1):
+    """Ren et al. (2019)'s likelihood ratio, as an anomaly score: -(log p_model(x) - log p_background(x)).
+
+    The background model is the same kind of VAE trained on mutate()d images. Both models
+    find simple images (little ink) likely, so the ratio cancels that shared term and keeps
+    what the model knows about the digits it saw. Each log p is estimated as in
+    anomaly_scores (the ELBO for k = 1, the IWAE bound for k > 1). Returns (N,) nats.
+    """
+    return (anomaly_scores(model, params, x, rng, k=k)
+            - anomaly_scores(background, background_params, x, rng, k=k))
+
+
+def typicality_scores(scores, reference_scores):
+    """Nalisnick et al. (2019)'s typicality test with one image at a time: |s(x) - mean s(x_train)|.
+
+    An image is anomalous when its -log p is far from the training images' average in
+    either direction: too unlikely, but also too likely (a held-out 1, all background,
+    lies below the typical set). scores: (N,) -log p estimates; reference_scores: (M,) of
+    training images (ideally held out from training). Returns (N,) float32.
+    """
+    scores, reference = np.asarray(scores, np.float64), np.asarray(reference_scores, np.float64)
+    if reference.ndim != 1 or len(reference) == 0:
+        raise ValueError(f"typicality_scores: expected reference scores of shape (M,), M > 0, got {reference.shape}")
+    return np.abs(scores - reference.mean()).astype(np.float32)
+
+
 # --- Imputation of missing pixels ------------------------------------------------------
 
 def bottom_half_mask(shape):
@@ -87,6 +139,17 @@ def bottom_half_mask(shape):
         raise ValueError(f"bottom_half_mask: expected a shape (N, C, H, W), got {tuple(shape)}")
     mask = np.zeros(shape, bool)
     mask[:, :, :shape[2] // 2] = True
+    return mask
+
+
+def centre_square_mask(shape, size=14):
+    """A size x size square in the image's centre missing, the rest observed: bool (N, C, H, W), True = observed."""
+    if len(shape) != 4 or not 0 < size <= min(shape[2:]):
+        raise ValueError(f"centre_square_mask: expected a shape (N, C, H, W) and 0 < size <= min(H, W), "
+                         f"got {tuple(shape)} and size {size}")
+    mask = np.ones(shape, bool)
+    top, left = (shape[2] - size) // 2, (shape[3] - size) // 2
+    mask[:, :, top:top + size, left:left + size] = False
     return mask
 
 

@@ -20,8 +20,8 @@ DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
 DEMOS = {  # name -> (script in demos/, what it shows)
     "classifier": ("classifier_mnist.py", "a conv-net MNIST classifier from minigen's layers (>= 99% test accuracy)"),
     "vae": ("vae_mnist.py", "a VAE on MNIST: samples, reconstructions, interpolation, test -ELBO and NLL"),
-    "anomaly": ("anomaly_mnist.py", "VAE anomaly scores: AUROC of -ELBO / -IWAE for a held-out digit"),
-    "imputation": ("imputation_mnist.py", "a VAE fills in missing pixels, against a training-mean baseline"),
+    "anomaly": ("anomaly_mnist.py", "VAE anomaly scores: one-class MNIST AUROC; a held-out digit, likelihood ratio"),
+    "imputation": ("imputation_mnist.py", "a VAE fills in missing pixels by Metropolis-within-Gibbs, vs kNN"),
     "cvae": ("cvae_mnist.py", "a conditional VAE: digits on demand, Bayes-rule classifier vs an MLP, augmentation"),
     "m2": ("semisupervised_mnist.py", "semi-supervised M2 (Kingma et al. 2014), 100 labels: test error vs the "
                                       "classifier alone"),

@@ -1,8 +1,4 @@
 """VAE applications: anomaly scores and their AUROC, imputation of missing pixels, the two demos."""
-import json
-import runpy
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -15,8 +11,6 @@ from minigen.metrics import auroc, average_ranks, missing_pixel_bce, missing_pix
 from minigen.models.vae import VAE, VAEConfig, make_train_step
 from minigen.optim import Adam
 from minigen.train import train_epochs
-
-DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
 
 def pairwise_auroc(scores, labels):
@@ -198,31 +192,3 @@ def test_missing_pixel_errors_by_hand():
     assert missing_pixel_bce(truth, guess, mask) == pytest.approx(np.log(2))
     with pytest.raises(ValueError, match="nothing imputed"):
         missing_pixel_mse(truth, guess, np.ones_like(mask))
-
-
-# --- The demos, on the packaged sample ------------------------------------------------------
-
-def test_anomaly_demo_writes_its_files(tmp_path, capsys):
-    """The AUROCs it saves are those of the scores it ranked, counted pair by pair here."""
-    demo, ranked = runpy.run_path(str(DEMOS / "anomaly_mnist.py")), []
-    real_auroc = demo["auroc"]
-    demo["auroc"] = lambda s, labels: ranked.append((np.array(s), np.array(labels))) or real_auroc(s, labels)
-    demo["main"](["--sample", "--epochs", "1", "--k", "3", "--anomaly", "9", "--out", str(tmp_path)])
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    for k, (scores, labels) in zip(("k1", "k3"), ranked[:2]):
-        saved = metrics["digits"]["9"][k]
-        assert saved["auroc"] == pytest.approx(pairwise_auroc(scores, labels), abs=1e-12)
-        assert saved["mean_score_anomaly"] == pytest.approx(scores[labels].mean(), rel=1e-6)
-        assert saved["mean_score_normal"] == pytest.approx(scores[~labels].mean(), rel=1e-6)
-    assert (tmp_path / "anomaly_scores.png").stat().st_size > 1000
-    assert "AUROC" in capsys.readouterr().out
-
-
-def test_imputation_demo_writes_its_files(tmp_path, capsys):
-    runpy.run_path(str(DEMOS / "imputation_mnist.py"))["main"](
-        ["--sample", "--epochs", "1", "--n-iter", "2", "--out", str(tmp_path)])
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    bottom = metrics["masks"]["bottom half"]
-    assert len(bottom["mse_per_step"]["from 0.5"]) == 3 and "VAE from 0.5, 2 steps" in bottom["table"]
-    assert (tmp_path / "imputation.png").stat().st_size > 1000
-    assert "MSE" in capsys.readouterr().out
