@@ -1,5 +1,6 @@
-"""The mode-collapse lab's fix: the moving average of G's weights (minigen.optim.update_average),
-the demo's averaged and learning-rate-decayed training steps, and a smoke run of its *-ema variants."""
+"""The mode-collapse lab: its two mode counts (minigen.metrics.mode_coverage), the papers' networks
+and PacGAN's simultaneous update (minigen.models.toy), the moving average of G's weights
+(minigen.optim.update_average), the demo's averaged and learning-rate-decayed steps, and smoke runs."""
 import importlib.util
 import json
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minigen.metrics import mode_coverage
 from minigen.optim import SGD, update_average
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "mode_collapse.py"
@@ -23,6 +25,49 @@ def lab():
 def tree(rng, scale=1.0):
     return {"w": (scale * rng.standard_normal((3, 4))).astype(np.float32),
             "layers": [{"b": (scale * rng.standard_normal(4)).astype(np.float32)}]}
+
+
+# --- The two mode counts ---------------------------------------------------------------------
+
+GRID = np.array([(x, y) for y in (-4, -2, 0, 2, 4) for x in (-4, -2, 0, 2, 4)], float)  # 25 centres, 2 apart
+
+
+def on_modes(per_mode, n, std=0.05, far=(9.0, 9.0)):
+    """n samples: per_mode[k] of them 1 std from centre k (high quality), the rest at `far` (none)."""
+    near = [GRID[k] + [std, 0.0] for k, count in per_mode.items() for _ in range(count)]
+    return np.array(near + [far] * (n - len(near)))
+
+
+def test_strict_count_needs_one_percent_of_the_samples_the_other_one_sample():
+    # 2,500 samples: mode 0 gets 24 high-quality samples (one short of 1 %), mode 1 exactly 25,
+    # mode 2 a hundred, modes 3..11 one stray sample each; the rest lie far from every mode.
+    per_mode = {0: 24, 1: 25, 2: 100, **{k: 1 for k in range(3, 12)}}
+    cov = mode_coverage(on_modes(per_mode, 2500), GRID, 0.05)
+    assert cov.modes == 2  # modes 1 and 2
+    assert cov.modes_one_sample == 12  # modes 0..11
+    assert cov.high_quality == pytest.approx((24 + 25 + 100 + 9) / 2500)
+    assert cov.counts.tolist() == [per_mode.get(k, 0) for k in range(25)]
+    assert tuple(cov) == (cov.modes, cov.modes_one_sample, cov.high_quality, cov.counts)  # strict first
+
+
+def test_strict_count_scales_with_the_number_of_samples():
+    # 1 % of 700 is 7: seven samples cover a mode, six do not (ceil, without float round-up to 8)
+    cov = mode_coverage(on_modes({0: 7, 1: 6}, 700), GRID, 0.05)
+    assert (cov.modes, cov.modes_one_sample) == (1, 2)
+    assert mode_coverage(on_modes({0: 7, 1: 6}, 700), GRID, 0.05, min_share=0.0).modes == 2  # at least one
+    assert mode_coverage(on_modes({0: 7, 1: 6}, 700), GRID, 0.05, min_share=0.02).modes == 0  # 14 needed
+    with pytest.raises(ValueError, match="min_share"):
+        mode_coverage(on_modes({0: 7}, 700), GRID, 0.05, min_share=1.5)
+
+
+def test_scattered_samples_score_on_the_one_sample_count_only():
+    # A generator spreading 2,500 samples uniformly over [-5, 5]²: about 25·π·0.15²/100 = 1.8 % of
+    # them fall within 3 std of some mode, ~1.8 per mode: nearly every mode is "covered" once,
+    # none by 1 % of the samples.
+    x = np.random.default_rng(3).uniform(-5, 5, (2500, 2))
+    cov = mode_coverage(x, GRID, 0.05)
+    assert cov.high_quality == pytest.approx(25 * np.pi * 0.15 ** 2 / 100, abs=0.006)
+    assert cov.modes == 0 and cov.modes_one_sample >= 15
 
 
 # --- update_average ------------------------------------------------------------------------
