@@ -5,10 +5,14 @@ import importlib.util
 import json
 from pathlib import Path
 
+import autograd
+import autograd.numpy as anp
 import numpy as np
 import pytest
 
+from minigen import losses, ops
 from minigen.metrics import mode_coverage
+from minigen.models.toy import Maxout, make_simultaneous_step, pacgan_nets, wgan_gp_nets
 from minigen.optim import SGD, update_average
 
 DEMO = Path(__file__).resolve().parents[1] / "demos" / "mode_collapse.py"
@@ -68,6 +72,74 @@ def test_scattered_samples_score_on_the_one_sample_count_only():
     cov = mode_coverage(x, GRID, 0.05)
     assert cov.high_quality == pytest.approx(25 * np.pi * 0.15 ** 2 / 100, abs=0.006)
     assert cov.modes == 0 and cov.modes_one_sample >= 15
+
+
+# --- The papers' networks and PacGAN's simultaneous update ---------------------------------------
+
+def test_maxout_takes_the_largest_of_each_units_pieces_and_its_gradient(rng):
+    layer = Maxout(3, pieces=4)
+    shape, params = layer.init(rng, (5,))
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    h = x.astype(np.float64) @ params["W"] + params["b"]  # (6, 12): unit j's pieces in columns 4j..4j+3
+    expected = np.stack([h[:, 4 * j:4 * j + 4].max(axis=1) for j in range(3)], axis=1)
+    y = layer.apply(params, x)
+    assert shape == (3,) and y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, rtol=1e-5)
+    # d(sum y)/dW: for each unit, x goes to the column of its winning piece only
+    grad = autograd.grad(lambda p: anp.sum(layer.apply(p, x)))(params)
+    winners = np.stack([4 * j + h[:, 4 * j:4 * j + 4].argmax(axis=1) for j in range(3)], axis=1)  # (6, 3)
+    expected_w = np.zeros((5, 12))
+    for n in range(6):
+        expected_w[:, winners[n]] += x[n][:, None]
+    assert grad["W"].dtype == np.float32
+    np.testing.assert_allclose(grad["W"], expected_w, rtol=1e-5, atol=1e-6)
+
+
+def test_paper_nets_have_the_papers_shapes(rng):
+    gan = pacgan_nets(pack=4)
+    params = gan.init(rng)
+    assert [p["W"].shape for p in params["generator"] if "W" in p] == [(2, 400), (400, 400), (400, 400), (400, 400),
+                                                                      (400, 2)]
+    assert [p["W"].shape for p in params["discriminator"]] == [(8, 1000), (200, 1000), (200, 1000), (200, 1)]
+    assert abs(float(np.std(params["discriminator"][1]["W"])) - 0.02) < 0.001  # N(0, 0.02²)
+    critic = wgan_gp_nets().init(rng)["discriminator"]
+    assert [p["W"].shape for p in critic if "W" in p] == [(2, 512), (512, 512), (512, 512), (512, 1)]
+
+
+@pytest.mark.parametrize("pack", [1, 3])
+def test_simultaneous_step_takes_both_gradients_at_the_same_point(rng, pack):
+    """One SGD step moves D and G by -lr times their gradients at the *old* (D, G), on the same fakes;
+    D reads B packed inputs of pack·2 features: pack real samples side by side, and the pack fakes
+    of one input come from the pack groups of B latent vectors, one each."""
+    import copy
+    gan, batch, lr = pacgan_nets(pack=pack, g_hidden=16, d_hidden=8, pieces=2), 5, 1.0
+    params = gan.init(rng)
+    for layer in params["discriminator"]:  # weights of ~N(0, 1) instead of N(0, 0.02²): D's step moves D visibly
+        layer["W"] *= 50
+    before = copy.deepcopy(params)
+    step_rng = np.random.default_rng(7)
+    z = copy.deepcopy(step_rng).standard_normal((pack * batch, 2), dtype=np.float32).reshape(pack, batch, 2)
+    real = rng.standard_normal((pack * batch, 2)).astype(np.float32)
+
+    def fakes_packed(g):  # (B, pack·2): input i holds G(z[0, i]), G(z[1, i]), ...
+        return anp.concatenate([gan.generator.apply(g, z[k], train=True) for k in range(pack)], axis=1)
+
+    def d_loss(d):
+        return (anp.mean(ops.softplus(-gan.discriminator.apply(d, real.reshape(batch, pack * 2))))
+                + anp.mean(ops.softplus(gan.discriminator.apply(d, fakes_packed(before["generator"])))))
+
+    def g_loss(g):
+        return losses.generator_loss_nonsaturating(gan.discriminator.apply(before["discriminator"], fakes_packed(g)))
+
+    g_d, g_g = autograd.grad(d_loss)(before["discriminator"]), autograd.grad(g_loss)(before["generator"])
+    sgd = [SGD(params["generator"], lr=lr), SGD(params["discriminator"], lr=lr)]
+    metrics = make_simultaneous_step(gan, params, sgd[0], sgd[1], step_rng)((real,))
+    assert metrics["d_loss"] == pytest.approx(float(d_loss(before["discriminator"])), rel=1e-5)
+    for new, old, grad in ((params["discriminator"], before["discriminator"], g_d),
+                           (params["generator"], before["generator"], g_g)):
+        for p_new, p_old, g in zip(new, old, grad):
+            for key in p_new:
+                np.testing.assert_allclose(p_new[key], p_old[key] - lr * g[key], rtol=1e-4, atol=1e-6, err_msg=key)
 
 
 # --- update_average ------------------------------------------------------------------------
@@ -149,10 +221,17 @@ def test_scheduled_lr_falls_linearly_to_zero_over_the_last_share(lab):
     assert lab.scheduled(len, opts, 10, 0.0) is len  # no decay: the step itself
 
 
-def test_lab_smoke_run_of_the_averaged_variants(lab, tmp_path):
-    lab.main(["--smoke", "--data", "ring", "--models", "gan-ema", "pacgan-ema", "--sweep-lrs",
-              "--lr-decay", "0.5", "--out", str(tmp_path)])
+def test_lab_smoke_run_reports_both_counts_for_both_samplers(lab, tmp_path, capsys):
+    lab.main(["--smoke", "--data", "grid", "--models", "gan", "pacgan2", "--lr-decay", "0.5", "--out", str(tmp_path)])
     report = json.loads((tmp_path / "metrics.json").read_text())
-    assert [r["model"] for r in report["runs"]] == ["gan-ema", "pacgan-ema"]
-    assert all(0 <= r["high_quality"] <= 1 and 0 <= r["modes"] <= 8 for r in report["runs"])
-    assert (tmp_path / "scatter_ring.png").stat().st_size > 0
+    assert [r["model"] for r in report["runs"]] == ["gan", "pacgan2"]
+    for run in report["runs"]:
+        for sampler in ("last", "average"):
+            scores = run[sampler]
+            assert sum(c >= 25 for c in scores["counts"]) == scores["modes"]  # 1 % of 2,500
+            assert sum(c >= 1 for c in scores["counts"]) == scores["modes_one_sample"]
+            assert scores["high_quality"] == pytest.approx(sum(scores["counts"]) / 2500)
+    assert {r["lr"] for r in report["sweep"]} == {1e-4, 1e-3}
+    table = capsys.readouterr().out
+    assert "modes strict" in table and "one-sample" in table and "grid pacgan2  average" in table
+    assert (tmp_path / "scatter_grid.png").stat().st_size > 0
