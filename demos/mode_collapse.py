@@ -20,7 +20,8 @@ does, Adam(β1 = 0.8), 100 packed inputs per minibatch; wgan-gp with Gulrajani e
 (3 x 512 ReLU) and gan_toy.py's settings (λ = 0.1, 5 critic steps, batches of 256, data scaled
 to unit std). The papers train 100,000-400,000 steps; a CPU lab affords a few thousand, so the
 learning rate is a flag (--lr; default: the paper's). --arch small is the earlier lab: small
-MLPs (toy_gan), alternating steps, Adam(1e-3, β1 = 0.5), WGAN-GP with λ = 10.
+MLPs (toy_gan, 3 x 128), alternating steps, Adam(1e-3, β1 = 0.5); its WGAN-GP keeps gan_toy.py's
+λ and data scale (--gp-weight 10 --wgan-data raw: the earlier lab's).
 Then an optional learning-rate sweep of the plain GAN (--sweep-lrs).
 Writes to OUT: scatter_<data>.png (rows: models, columns: training steps), curves_<data>_<model>.png
 (D's outputs, losses and gradient norms per step), lr_sweep.png, metrics.json; prints a table.
@@ -47,7 +48,7 @@ DATASETS = {  # PacGAN's mixtures (its config.py files)
 }
 MODELS = {"gan": 1, "pacgan2": 2, "pacgan3": 3, "pacgan4": 4, "wgan-gp": 1}  # name -> samples per D input
 # gan_toy.py trains on data of unit std: its 8 Gaussians (radius 2) / 1.414, its 25 (spacing 2) / 2.828.
-# Ours have radius 1 and spacing 2, so the WGAN-GP of --arch paper sees them scaled by these factors
+# Ours have radius 1 and spacing 2, so the WGAN-GP sees them scaled by these factors (--wgan-data unit)
 # (scores are unchanged by scaling: centres and std are scaled alike).
 WGAN_GP_SCALE = {"ring": 2 / 1.414, "grid": 1 / 2.828}
 EVAL_SAMPLES = 2500  # as in VEEGAN and PacGAN
@@ -69,6 +70,10 @@ def parse_args(argv):
     p.add_argument("--ema", type=float, default=0.999, help="decay of the moving average of G's weights")
     p.add_argument("--lr-decay", type=float, default=0.0,
                    help="share of the steps, at the end, over which every lr falls linearly to 0 (0: constant)")
+    p.add_argument("--gp-weight", type=float, default=0.1,
+                   help="WGAN-GP's λ (gan_toy.py's 0.1 for toy data; the paper's image experiments use 10)")
+    p.add_argument("--wgan-data", default="unit", choices=["unit", "raw"],
+                   help="WGAN-GP's data: scaled to unit std as gan_toy.py does (unit), or as the other models see it")
     p.add_argument("--latent", type=int, default=2, help="dimension of z (PacGAN, WGAN-GP: 2)")
     p.add_argument("--hidden", type=int, default=128, help="--arch small: units per hidden layer")
     p.add_argument("--depth", type=int, default=3, help="--arch small: hidden layers in G and in D")
@@ -94,10 +99,12 @@ def build(data_name, model_name, args, rng, lr=None):
         gan = toy_gan(latent=args.latent, hidden=args.hidden, depth=args.depth, pack=pack)
         recipe = RECIPES["wgan-gp" if wgan else "gan"]
     elif wgan:
-        gan, recipe = wgan_gp_nets(latent=args.latent), dataclasses.replace(RECIPES["wgan-gp"], gp_weight=0.1)
+        gan, recipe = wgan_gp_nets(latent=args.latent), RECIPES["wgan-gp"]
     else:
         gan = pacgan_nets(pack=pack, latent=args.latent)
         recipe = dataclasses.replace(RECIPES["gan"], lr=1e-4, betas=(0.8, 0.999))  # PacGAN's config.py
+    if wgan:
+        recipe = dataclasses.replace(recipe, gp_weight=args.gp_weight)
     lr = lr or args.lr or (recipe.lr if paper else 1e-3)
     params = gan.init(rng)
     if paper and not wgan:
@@ -106,7 +113,7 @@ def build(data_name, model_name, args, rng, lr=None):
     else:
         step, g_opt, d_opt = recipe.train_step(gan, params, rng, lr=lr)
     batch = args.batch_size or (256 if paper and wgan else 100)
-    scale = WGAN_GP_SCALE[data_name] if paper and wgan else 1.0
+    scale = WGAN_GP_SCALE[data_name] if wgan and args.wgan_data == "unit" else 1.0
     return gan, params, step, (g_opt, d_opt), scale, recipe.n_critic * batch * pack
 
 

@@ -142,6 +142,21 @@ def test_simultaneous_step_takes_both_gradients_at_the_same_point(rng, pack):
                 np.testing.assert_allclose(p_new[key], p_old[key] - lr * g[key], rtol=1e-4, atol=1e-6, err_msg=key)
 
 
+def test_lab_builds_each_models_settings(lab, rng):
+    """PacGAN's minibatch is 100 packed inputs of m samples (its config.py and streams); WGAN-GP's is
+    5 critic minibatches of 256 on data scaled to unit std, λ = 0.1 (gan_toy.py), unless told otherwise."""
+    args = lab.parse_args(["--arch", "paper"])
+    gan, _, _, (g_opt, _), scale, minibatch = lab.build("grid", "pacgan4", args, rng)
+    assert (gan.pack_size, minibatch, scale, g_opt.lr, g_opt.betas) == (4, 400, 1.0, 1e-4, (0.8, 0.999))
+    assert gan.d_input_shape() == (8,)
+    _, _, _, (g_opt, _), scale, minibatch = lab.build("grid", "wgan-gp", args, rng)
+    assert (minibatch, scale, g_opt.lr, g_opt.betas) == (5 * 256, 1 / 2.828, 1e-4, (0.5, 0.9))
+    small = lab.parse_args(["--arch", "small", "--gp-weight", "10", "--wgan-data", "raw"])
+    gan, _, _, (g_opt, _), scale, minibatch = lab.build("ring", "wgan-gp", small, rng)
+    assert (minibatch, scale, g_opt.lr) == (500, 1.0, 1e-3)
+    assert lab.build("ring", "wgan-gp", lab.parse_args(["--arch", "small"]), rng)[4] == pytest.approx(2 / 1.414)
+
+
 # --- update_average ------------------------------------------------------------------------
 
 def test_average_equals_the_closed_form_weighted_sum(rng):
