@@ -1,8 +1,8 @@
 """The mode-collapse lab: GANs on 2-D mixtures whose modes can be counted.
 
     python demos/mode_collapse.py --smoke             # seconds: a check that everything runs
-    python demos/mode_collapse.py                     # every model, one seed, the papers' nets
-    (the README's table gives the command that made it)
+    python demos/mode_collapse.py                     # GAN, PacGAN2/4, WGAN-GP, small nets, one seed
+    (the README's table gives the commands that made it)
 
 Data: the 2D-ring (8 Gaussians on a circle of radius 1, std 0.01) and the 2D-grid
 (25 Gaussians at {-4, -2, 0, 2, 4}², std 0.05) with PacGAN's settings (Lin et al. 2018;
@@ -13,15 +13,15 @@ The score is minigen.metrics.mode_coverage on 2,500 samples: modes covered by th
 the high-quality share. Every run is scored twice: samples from the last G, and from an
 exponential moving average of G's weights (Yazıcı et al. 2019), which damps G's circling.
 
-Models (--arch paper, the default: each as its paper's released code trains it, see
-minigen.models.toy): gan and pacgan2/3/4 with PacGAN's nets (G 4 x 400 with batch norm, D 3
-maxout layers of 200 x 5 reading m samples side by side), updated simultaneously as its code
-does, Adam(β1 = 0.8), 100 packed inputs per minibatch; wgan-gp with Gulrajani et al.'s toy nets
-(3 x 512 ReLU) and gan_toy.py's settings (λ = 0.1, 5 critic steps, batches of 256, data scaled
-to unit std). The papers train 100,000-400,000 steps; a CPU lab affords a few thousand, so the
-learning rate is a flag (--lr; default: the paper's). --arch small is the earlier lab: small
-MLPs (toy_gan, 3 x 128), alternating steps, Adam(1e-3, β1 = 0.5); its WGAN-GP keeps gan_toy.py's
-λ and data scale (--gp-weight 10 --wgan-data raw: the earlier lab's).
+Models: gan, pacgan2/3/4 (the same GAN, its D reading m samples side by side, a minibatch
+holding 100 such packed inputs as in PacGAN's code) and wgan-gp, with gan_toy.py's toy
+settings (Gulrajani et al. 2017's code: λ = 0.1, 5 critic steps, data scaled to unit std).
+--arch small (the default): small MLPs for G and D (toy_gan, 3 x 128), alternating steps,
+Adam(1e-3, β1 = 0.5) for every model (WGAN-GP: β = (0.5, 0.9)), so that a run takes a minute.
+--arch paper: each model as its paper's released code trains it (minigen.models.toy): PacGAN's
+nets (G 4 x 400 with batch norm, D 3 maxout layers of 200 x 5) updated simultaneously with
+Adam(1e-4, β1 = 0.8); WGAN-GP's 3 x 512 ReLU nets, Adam(1e-4, (0.5, 0.9)), batches of 256.
+The papers train them 400,000 and 100,000 steps, hours per run on one CPU core.
 Then an optional learning-rate sweep of the plain GAN (--sweep-lrs).
 Writes to OUT: scatter_<data>.png (rows: models, columns: training steps), curves_<data>_<model>.png
 (D's outputs, losses and gradient norms per step), lr_sweep.png, metrics.json; prints a table.
@@ -58,7 +58,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--models", nargs="*", default=["gan", "pacgan2", "pacgan4", "wgan-gp"], choices=list(MODELS))
-    p.add_argument("--arch", default="paper", choices=["paper", "small"],
+    p.add_argument("--arch", default="small", choices=["small", "paper"],
                    help="paper: each model's paper's nets and settings; small: small MLPs, alternating steps")
     p.add_argument("--steps", type=int, default=2000, help="generator steps per run")
     p.add_argument("--snapshots", type=int, default=5, help="scatter-plot columns (evenly spaced in training)")
