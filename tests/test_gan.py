@@ -398,8 +398,7 @@ def test_mode_coverage_on_known_samples():
     far = mode_coverage(noise, centres, std)
     area = 8 * np.pi * (3 * std) ** 2 / 36  # share of the square inside some 3σ disc
     assert far.high_quality == pytest.approx(area, abs=0.01) and far.high_quality < 0.02
-    strict = mode_coverage(noise, centres, std, min_samples=20)
-    assert strict.modes == 0 < far.modes
+    assert far.modes == 0 < far.modes_one_sample  # a few stray hits per mode: never 1 % of the samples
 
 
 def test_mode_coverage_boundary_and_errors():
