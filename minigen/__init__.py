@@ -6,7 +6,9 @@ checks every import of every module against it). A helper that two modules need
 lives in the lower one's layer or below.
 
     tree                parameter trees: their arrays in one fixed order
+    flat                one contiguous buffer behind an optimiser's parameter tree
     autograd_patches    float32 gradients from autograd's mean, var, std, max, min (process-wide)
+    backprop            hand-written VJPs: dense layer, batch norm in training mode
     ops                 convolutions, stable logistic functions, one_hot
     init                initialisers
     nn                  layers as (init, apply) pairs, Sequential
@@ -17,6 +19,7 @@ lives in the lower one's layer or below.
     data                MNIST (checksummed), 2-D mixtures, minibatches
     checkpoint          parameters to .npz and back, atomically, without pickle
     viz                 image grids, curves, scatter plots (matplotlib figures; no backend chosen)
+    runlock             one writer per run directory (a lock file with pid and host)
     interop             layer stacks to torch.nn and back (torch imported only when called)
     models.trainable    what a model hands the training loop; the guarded gradient step
     models.classifier   the MNIST classifier whose features the FID uses
@@ -26,14 +29,18 @@ lives in the lower one's layer or below.
     models.gan
     models.dcgan
     models.cgan
+    models.toy          the mode lab's paper architectures (maxout D, simultaneous updates)
     models.progressive
     models.vaegan
     models              the registry of the models `minigen train` knows
     metrics             NLL, AUROC, imputation errors, mode coverage, FID and score; eval_scores
     apps                what the lecture does with a trained model
+    imputation          Metropolis-within-Gibbs and importance-weighted imputation, kNN baseline
+    rundir              run directories: config, log, checkpoints, resume
     train               the training loop, run directories, resume
     autograder          the checks and grader of `minigen assign` (a package)
     assign              `minigen assign`: a student copy and its autograder
+    gradebook           `minigen grade`: a class's submissions into a CSV gradebook
     cli                 the `minigen` command
     demo                what the demo scripts share: train through `minigen train`, then report
     __main__            `python -m minigen`

@@ -169,7 +169,8 @@ def importance_impute(model, params, x, mask, rng, k=100, fill=0.5, batch_size=1
         z = losses.reparameterize(mu[None], logvar[None], losses.sample_eps(rng, (k, *mu.shape)))  # (K, n, latent)
         logits = model.decode(params, z.reshape(k * len(xb), -1)).reshape(k, *xb.shape)  # (K, n, *image)
         observed = mb.reshape(1, len(xb), -1)
-        log_px = -np.sum(observed * ops.bce_with_logits(logits, xb[None]).reshape(k, len(xb), -1), axis=-1)  # (K, n)
+        bce = ops.bce_with_logits(logits, np.broadcast_to(xb, logits.shape))  # the same image for each of K
+        log_px = -np.sum(observed * bce.reshape(k, len(xb), -1), axis=-1)  # (K, n)
         log_w = (log_px + losses.standard_normal_log_density(z)
                  - losses.diag_gaussian_log_density(z, mu[None], logvar[None]))
         w = np.exp(log_w - log_w.max(axis=0))  # (K, n), self-normalised below
