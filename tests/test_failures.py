@@ -402,3 +402,12 @@ def test_15_loss_inputs_are_checked_where_they_enter():
     # what a valid call gives: log 1/2 per feature (logits 0), so the checks refuse nothing valid
     np.testing.assert_allclose(losses.bernoulli_log_likelihood(np.ones((2, 3), np.float32), logits),
                                3 * np.log(0.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("options, word", [({"beta": -5.0}, "beta"), ({"beta": float("nan")}, "beta"),
+                                           ({"latent": 0}, "latent")])
+def test_10_the_vae_constructor_checks_its_config_too(options, word):
+    """Called from Python, not the CLI: the model itself refuses, naming the option."""
+    from minigen.models.vae import VAE, VAEConfig
+    with pytest.raises(ValueError, match=word):
+        VAE(VAEConfig(**options))

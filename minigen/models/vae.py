@@ -12,6 +12,7 @@ With k > 1 the same networks train on the importance-weighted bound instead
 The MLP default is 784-400-20 with ReLU, the model of pytorch/examples' VAE,
 so results can be compared with it (benchmarks/twins.py holds its torch twin).
 """
+import math
 from dataclasses import dataclass
 
 import autograd.numpy as np
@@ -77,6 +78,10 @@ class VAE:
     def __init__(self, cfg=VAEConfig()):
         if int(cfg.k) != cfg.k or cfg.k < 1:
             raise ValueError(f"VAEConfig.k (importance samples) must be a positive integer, got {cfg.k!r}")
+        if not (math.isfinite(cfg.beta) and cfg.beta >= 0):
+            raise ValueError(f"VAEConfig.beta (the KL weight) must be a finite number >= 0, got {cfg.beta!r}")
+        if int(cfg.latent) != cfg.latent or cfg.latent < 1:
+            raise ValueError(f"VAEConfig.latent must be a positive integer, got {cfg.latent!r}")
         if cfg.k > 1 and cfg.beta != 1:
             # The IWAE bound has no KL term to weight: β would have nothing to act on.
             raise ValueError(f"beta={cfg.beta} with k={cfg.k}: the IWAE bound has no separate KL term; use k=1")
