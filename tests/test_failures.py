@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from minigen.checkpoint import load_checkpoint, save_checkpoint
+from minigen.tree import leaves
 
 TINY = ["--sample", "--set", "hidden=16", "--set", "latent=2", "--batch-size", "500"]  # 6 steps an epoch
 
@@ -189,11 +190,19 @@ def test_6_a_divergence_ends_in_the_guard_and_writes_no_bad_checkpoint(tmp_path,
         assert meta["step"] < step
 
 
-def test_6_a_non_finite_option_is_not_blamed_on_the_learning_rate(tmp_path, digits):
+def test_6_a_non_finite_option_is_refused_by_name_before_training():
+    from minigen.models import vae
+    with pytest.raises(ValueError, match=r"VAEConfig.beta \(the KL weight\) must be a finite number >= 0, got nan"):
+        vae.VAE(vae.VAEConfig(latent=2, hidden=8, beta=float("nan")))
+
+
+def test_6_a_divergence_before_the_first_update_is_not_blamed_on_the_learning_rate(tmp_path, digits):
     from minigen.models import vae
     from minigen.train import Run, TrainingStopped, train_epochs
     rng = np.random.default_rng(0)
-    t = vae.trainable(vae.VAEConfig(latent=2, hidden=8, beta=float("nan")), rng)
+    t = vae.trainable(vae.VAEConfig(latent=2, hidden=8), rng)
+    first = next(a for a in leaves(t.params) if a.ndim == 2)
+    first[0, 0] = np.inf  # as if an option had made the initial weights overflow: the loss is not finite at once
     with pytest.raises(TrainingStopped) as err:
         train_epochs(t.step, (digits,), 1, rng, 32, run=Run(tmp_path, t, rng, {"model": "vae"}, n_pictures=4))
     message = str(err.value)
