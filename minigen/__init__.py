@@ -13,6 +13,7 @@ lives in the lower one's layer or below.
     init                initialisers
     nn                  layers as (init, apply) pairs, Sequential
     optim               SGD, RMSprop, Adam, AdamW, updating parameters in place
+    averaging           the averaged generator of a GAN: weights' moving average, its batch-norm statistics
     autodiff            value_and_grad over a parameter tree
     gradcheck           finite-difference gradients
     losses              KL, likelihoods, ELBO, IWAE bound; the GAN losses

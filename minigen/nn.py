@@ -192,8 +192,16 @@ def BatchNorm(momentum=0.1, eps=1e-5):
 
 
 def _update_running_stats(state, mean, var, count, momentum):
-    """Exponential moving averages; the variance made unbiased (n / (n-1)) as in torch."""
+    """Exponential moving averages; the variance made unbiased (n / (n-1)) as in torch.
+
+    A state that counts its batches (state["batches"], an int) keeps plain means over them
+    instead, as torch's momentum=None does: how minigen.averaging recomputes the statistics
+    that belong to other weights (an averaged generator's) from a few train-mode passes.
+    """
     mean, var = mean.ravel(), var.ravel() * (count / max(count - 1, 1))
+    if "batches" in state:
+        state["batches"] += 1
+        momentum = 1 / state["batches"]  # the k-th batch moves the mean of k - 1 batches by 1/k of the gap
     old_mean = state.get("mean", onp.zeros_like(mean))
     old_var = state.get("var", onp.ones_like(var))
     state["mean"] = ((1 - momentum) * old_mean + momentum * mean).astype(onp.float32)

@@ -155,10 +155,13 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
 
 @pytest.mark.parametrize("model, options", [("gan", {"hidden": "16"}), ("dcgan", {"width": "4", "latent": "8"}),
                                             ("wgan-gp", {"hidden": "16"}), ("cgan", {"hidden": "16"}),
+                                            ("dcgan", {"width": "4", "latent": "8", "ema": "0.9"}),
+                                            ("progressive", {"widths": "4,4,4", "phase_images": "40", "ema": "0.9"}),
                                             ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"})])
 def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
     """GANs carry two optimisers (a VAE-GAN three) and (DCGAN) batch-norm running statistics: all must
-    come back. (A conditional GAN also draws labels from the run's rng.)"""
+    come back. (A conditional GAN also draws labels from the run's rng.) With ema, the averaged
+    generator is part of the parameters, and so of the comparison."""
     labels = load_mnist_sample("train")[1][:len(digits)]
     assert_resumes_bit_for_bit(tmp_path, model, options, digits, labels)
 
@@ -207,6 +210,22 @@ def test_a_loaded_run_samples_what_the_trained_model_sampled(tmp_path, digits):
     weights_only = models.build("dcgan", {"width": "4", "latent": "8"}, np.random.default_rng(0))
     copy_into(weights_only.params, loaded.params)  # the same weights without the statistics: other images
     assert not np.allclose(weights_only.sample(np.random.default_rng(7), 5), loaded.sample(np.random.default_rng(7), 5))
+
+
+def test_a_loaded_ema_run_samples_its_averaged_generator(tmp_path, digits):
+    """The average comes back from the checkpoint, and its batch-norm statistics are measured again."""
+    from minigen import models
+    from minigen.train import load_run
+
+    options = {"width": "4", "latent": "8", "ema": "0.9"}
+    rng = np.random.default_rng(0)
+    t = models.build("dcgan", options, rng)
+    config = {"model": "dcgan", "options": options, "seed": 0, "lr": None}
+    train_epochs(t.step, (digits,), 1, rng, batch_size=32, run=Run(tmp_path, t, rng, config, n_pictures=4))
+    _, loaded = load_run(tmp_path)
+    np.testing.assert_array_equal(loaded.sample(np.random.default_rng(7), 5), t.sample(np.random.default_rng(7), 5))
+    assert not np.allclose(loaded.sample(np.random.default_rng(7), 5),
+                           loaded.sample.__self__.gan.sample(loaded.params, np.random.default_rng(7), 5))
 
 
 def test_a_weight_made_non_finite_by_the_update_stops_the_run_and_blames_the_lr(tmp_path, digits):

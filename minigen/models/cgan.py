@@ -42,19 +42,19 @@ class ConditionalGAN(GAN):
         """Classes for G's step: uniform over the n_classes."""
         return rng.integers(self.n_classes, size=n)
 
-    def generate(self, g_params, z, y=None, train=False):
-        """G(z, y): (N, latent), (N,) -> (N, *data_shape)."""
-        zy = append_condition(z, one_hot(y, self.n_classes, onp.shape(z)[0]))
-        return self.generator.apply(g_params, zy, train=train, state=self.state["generator"])
+    def generate(self, g_params, z, y=None, train=False, state=None):
+        """G(z, y): (N, latent), (N,) -> (N, *data_shape). state: as GAN.generate's."""
+        return super().generate(g_params, append_condition(z, one_hot(y, self.n_classes, onp.shape(z)[0])),
+                                train=train, state=state)
 
     def d_input(self, x, y=None):
         """[flatten(x), onehot(y)], packed: (N, *data_shape) -> (N/pack, pack·(D + n_classes))."""
         n = onp.shape(x)[0]
         return self.pack(append_condition(np.reshape(x, (n, -1)), one_hot(y, self.n_classes, n)))
 
-    def sample(self, params, rng, n, y=None):
+    def sample(self, params, rng, n, y=None, state=None):
         """n fakes; by default the classes in turn, 0, 1, ..., so a 10-column grid has one digit per column."""
-        return super().sample(params, rng, n, onp.arange(n) % self.n_classes if y is None else y)
+        return super().sample(params, rng, n, onp.arange(n) % self.n_classes if y is None else y, state)
 
 
 def mlp_cgan(latent=100, hidden=256, image_shape=(1, 28, 28), n_classes=10):
@@ -72,9 +72,10 @@ VARIANTS = {"cgan": "conditional GAN: the MLP GAN (256 wide) with the label fed 
 class CGANConfig:
     latent: int = 100
     hidden: int = 256
+    ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
 
 
 def build(name, options, rng, lr=None):
     """The Trainable for `minigen train cgan`."""
     cfg = configure(CGANConfig(), options)
-    return gan_family.trainable(mlp_cgan(cfg.latent, cfg.hidden), gan_family.RECIPES["gan"], rng, lr)
+    return gan_family.trainable(mlp_cgan(cfg.latent, cfg.hidden), gan_family.RECIPES["gan"], rng, lr, cfg.ema)

@@ -60,6 +60,7 @@ class DCGANConfig:
     width: int = 64
     norm: str = "batch"  # D's normalisation: batch, layer or none
     loss: str = "gan"  # a recipe of minigen.models.gan.RECIPES, e.g. wgan-gp (then norm=layer or none)
+    ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
 
 
 def build(name, options, rng, lr=None):
@@ -68,4 +69,4 @@ def build(name, options, rng, lr=None):
     if cfg.loss not in gan_family.RECIPES:
         raise ValueError(f"loss must be one of {', '.join(gan_family.RECIPES)}, got {cfg.loss!r}")
     return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm), gan_family.RECIPES[cfg.loss],
-                                rng, lr)
+                                rng, lr, cfg.ema)

@@ -23,6 +23,7 @@ from autograd.tracer import getval
 
 from minigen import losses, nn, ops
 from minigen.autodiff import value_and_grad  # autograd's, minus the cost of differentiating containers
+from minigen.averaging import AveragedGenerator
 from minigen.models.trainable import apply_gradients, check_finite
 from minigen.optim import Adam, RMSprop
 from minigen.tree import leaves
@@ -63,9 +64,11 @@ class GAN:
         """The classes to ask a conditional generator for; None here (see ConditionalGAN), no draw."""
         return None
 
-    def generate(self, g_params, z, y=None, train=False):
-        """G(z): (N, latent) -> (N, *data_shape). y: labels, used only by a ConditionalGAN."""
-        return self.generator.apply(g_params, z, train=train, state=self.state["generator"])
+    def generate(self, g_params, z, y=None, train=False, state=None):
+        """G(z): (N, latent) -> (N, *data_shape). y: labels, used only by a ConditionalGAN.
+        state: G's batch-norm statistics, by default the live G's (an averaged G brings its own)."""
+        state = self.state["generator"] if state is None else state
+        return self.generator.apply(g_params, z, train=train, state=state)
 
     def pack(self, x):
         """PacGAN's packing: m consecutive examples side by side along the first feature axis,
@@ -100,9 +103,9 @@ class GAN:
         """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
         return self.critic(d_params, self.d_input(x, y), train)
 
-    def sample(self, params, rng, n, y=None):
+    def sample(self, params, rng, n, y=None, state=None):
         """n fakes G(z), z ~ N(0, I): (n, *data_shape). y: (n,) labels for a ConditionalGAN."""
-        return self.generate(params["generator"], self.sample_latent(rng, n), y)
+        return self.generate(params["generator"], self.sample_latent(rng, n), y, state=state)
 
 
 # --- Architectures ---------------------------------------------------------------------
@@ -295,17 +298,23 @@ VARIANTS = {
 class GANConfig:
     latent: int = 100
     hidden: int = 128
+    ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
 
 
-def trainable(gan, recipe, rng, lr=None):
-    """A GAN, its two optimisers and its alternating step, for minigen.train's loop."""
+def trainable(gan, recipe, rng, lr=None, ema=0.0):
+    """A GAN, its two optimisers and its alternating step, for minigen.train's loop. ema > 0: sample
+    from the averaged generator (minigen.averaging; decay ema), kept as params["generator_average"]."""
     from minigen.models.trainable import Trainable
 
     params = gan.init(rng)
     step, g_opt, d_opt = recipe.train_step(gan, params, rng, lr)
+    average = AveragedGenerator(gan, params["generator"], ema) if ema else None
+    if average is not None:
+        params["generator_average"] = average.params  # checkpointed with the weights; no optimiser
+        step = average.after_each(step)
     return Trainable(
         params=params, optimizers={"generator": g_opt, "discriminator": d_opt}, step=step,
-        sample=lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
+        sample=average.sample if average else lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
         remedies="lower --lr; for a GAN, a WGAN-GP (minigen train wgan-gp) is the usual fix for instability",
         needs_labels=bool(gan.n_classes), minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8)
 
@@ -314,4 +323,4 @@ def build(name, options, rng, lr=None):
     """The Trainable for `minigen train NAME` (name in VARIANTS), options applied to GANConfig."""
     from minigen.models.trainable import configure
     cfg = configure(GANConfig(), options)
-    return trainable(mlp_gan(cfg.latent, cfg.hidden), RECIPES[name], rng, lr)
+    return trainable(mlp_gan(cfg.latent, cfg.hidden), RECIPES[name], rng, lr, cfg.ema)

@@ -300,11 +300,11 @@ def reset_optimizer(opt):
     opt.load_state_dict(fresh)
 
 
-def trainable(gan, recipe, rng, lr=None, reset_optimizers=True):
+def trainable(gan, recipe, rng, lr=None, reset_optimizers=True, ema=0.0):
     """The GAN's Trainable (minigen.models.gan.trainable), its step wrapped to follow the schedule:
     on reaching a new level the optimisers start afresh (module docstring); after each step the
     schedule advances by the batch's real images. Logs α and the resolution beside the GAN's metrics."""
-    t = gan_family.trainable(gan, recipe, rng, lr)
+    t = gan_family.trainable(gan, recipe, rng, lr, ema)  # the averaged G, if any, is updated inside t.step
     gan_step = t.step
 
     def step(batch):
@@ -333,10 +333,11 @@ class ProgressiveConfig:
     reset_optimizers: bool = True
     pixel_norm: bool = False  # see the module docstring: with so few channels it speckles the background
     batch_stddev: bool = True
+    ema: float = 0.0  # decay of the averaged generator (minigen.averaging), as Karras et al. sample; 0: off
 
 
 def build(name, options, rng, lr=None):
     """The Trainable for `minigen train progressive`."""
     cfg = configure(ProgressiveConfig(), options)
     gan = ProgressiveGAN(cfg.latent, cfg.widths, cfg.phase_images, cfg.pixel_norm, cfg.batch_stddev)
-    return trainable(gan, gan_family.RECIPES["gan"], rng, lr, cfg.reset_optimizers)
+    return trainable(gan, gan_family.RECIPES["gan"], rng, lr, cfg.reset_optimizers, cfg.ema)

@@ -1,0 +1,94 @@
+"""The averaged generator (minigen.averaging; Yazıcı et al. 2019) in every GAN of `minigen train`:
+the running average of the weights, sampling from it, its batch-norm statistics, checkpoints."""
+import numpy as np
+import pytest
+
+from minigen import models, nn
+from minigen.data import load_mnist_sample
+from minigen.models.gan import mlp_gan
+from minigen.tree import leaves
+
+TINY = {"gan": {"hidden": "16"}, "wgan": {"hidden": "16"}, "wgan-gp": {"hidden": "16"},
+        "dcgan": {"width": "4", "latent": "8"}, "cgan": {"hidden": "16"},
+        "progressive": {"widths": "4,4,4", "latent": "8", "phase_images": "32"}}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_mnist_sample("train")
+    return x[:160], y[:160]
+
+
+def batch_for(t, digits, i, size=8):
+    n = size * t.minibatches_per_step
+    x, y = digits[0][i * n:(i + 1) * n], digits[1][i * n:(i + 1) * n]
+    return (x, y) if t.needs_labels else (x,)
+
+
+@pytest.mark.parametrize("model", sorted(TINY))
+def test_the_average_is_the_running_average_of_the_recorded_weights(model, digits):
+    """Record G's weights after every step and fold them by hand, a ← β a + (1 − β) θ from a = θ_0."""
+    decay, steps = 0.8, 4
+    t = models.build(model, {**TINY[model], "ema": str(decay)}, np.random.default_rng(0))
+    recorded = [[np.array(p, np.float64) for p in leaves(t.params["generator"])]]
+    for i in range(steps):
+        t.step(batch_for(t, digits, i))
+        recorded.append([np.array(p, np.float64) for p in leaves(t.params["generator"])])
+    by_hand = recorded[0]
+    for weights in recorded[1:]:
+        by_hand = [decay * a + (1 - decay) * w for a, w in zip(by_hand, weights)]
+    average = leaves(t.params["generator_average"])
+    assert len(average) == len(by_hand)
+    for got, want in zip(average, by_hand):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    moved = [not np.allclose(a, w) for a, w in zip(by_hand, recorded[-1])]
+    assert any(moved)  # the average is not simply the last weights
+
+
+def test_off_by_default_and_a_decay_of_one_is_refused():
+    t = models.build("gan", TINY["gan"], np.random.default_rng(0))
+    assert "generator_average" not in t.params
+    with pytest.raises(ValueError, match=r"ema .* must be in \[0, 1\)"):
+        models.build("dcgan", {**TINY["dcgan"], "ema": "1"}, np.random.default_rng(0))
+
+
+def test_samples_come_from_the_averaged_generator(digits):
+    t = models.build("gan", {**TINY["gan"], "ema": "0.5"}, np.random.default_rng(0))
+    for i in range(3):
+        t.step(batch_for(t, digits, i))
+    gan = mlp_gan(hidden=16)
+    averaged = gan.sample({"generator": t.params["generator_average"]}, np.random.default_rng(3), 6)
+    live = gan.sample(t.params, np.random.default_rng(3), 6)
+    np.testing.assert_array_equal(t.sample(np.random.default_rng(3), 6), averaged)
+    assert not np.allclose(averaged, live)
+
+
+def test_counting_batch_norm_keeps_plain_means_of_the_batches(rng):
+    """A state with a batch count averages batch statistics with equal weights (torch's momentum=None)."""
+    layer = nn.BatchNorm()
+    xs = [rng.normal(k, 1 + k, (50, 3)).astype(np.float32) for k in range(3)]
+    state = {"batches": 0}
+    for x in xs:
+        layer.apply({"gamma": np.ones(3, np.float32), "beta": np.zeros(3, np.float32)}, x, train=True, state=state)
+    assert state["batches"] == 3
+    np.testing.assert_allclose(state["mean"], np.mean([x.mean(0) for x in xs], 0), rtol=1e-5)
+    np.testing.assert_allclose(state["var"], np.mean([x.var(0, ddof=1) for x in xs], 0), rtol=1e-5)
+
+
+def test_batch_norm_statistics_are_measured_for_the_averaged_weights(digits):
+    """DCGAN's G: the first batch norm's recomputed mean is the mean of the averaged G's own Dense
+    outputs over the measuring passes' z, not the live G's running mean."""
+    t = models.build("dcgan", {**TINY["dcgan"], "ema": "0.5"}, np.random.default_rng(0))
+    for i in range(4):
+        t.step(batch_for(t, digits, i))
+    t.sample(np.random.default_rng(0), 4)
+    averaged_g = t.sample.__self__  # the sampler is the AveragedGenerator's
+    stats = averaged_g.batch_norm_statistics()
+    rng = np.random.default_rng(0)  # the measuring passes' seed: 4 batches of 256 z
+    z = np.concatenate([rng.standard_normal((256, 8), dtype=np.float32) for _ in range(4)])
+    dense = averaged_g.gan.generator.spec[1]["layers"][0]
+    first = dense.apply(t.params["generator_average"][0], z)
+    np.testing.assert_allclose(stats["1"]["mean"], first.mean(0), rtol=1e-4, atol=1e-5)
+    live = averaged_g.gan.state["generator"]["1"]["mean"]
+    assert not np.allclose(live, stats["1"]["mean"], rtol=1e-3, atol=1e-4)
