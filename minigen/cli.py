@@ -13,7 +13,7 @@ from pathlib import Path
 
 from minigen import __version__, assign
 from minigen.models.trainable import MemoryBudget, MemoryLimitError, machine_memory
-from minigen.runlock import CONFIG_FIELDS, RunLock, RunLocked
+from minigen.runlock import ADDED_LATER, CONFIG_FIELDS, RunLock, RunLocked
 from minigen.train import TrainingInterrupted, TrainingStopped
 
 DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
@@ -97,20 +97,23 @@ def cmd_train(args):
             verb = "continuing" if args.resume is not None else "training"
             print(f"{verb} {config['model']} on {len(x)} images; writing to {out}/")
             batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
+            minutes = config.get("minutes")  # a budget for this process's training loop, checked every step
             history = train.train_epochs(
                 trainable.step, (x, y) if trainable.needs_labels else (x,), config["epochs"], rng, batch,
-                desc=config["model"], run=run, notify=notify,
+                desc=config["model"], run=run, notify=notify, stop_mid_epoch=True,
+                max_seconds=None if minutes is None else 60 * minutes,
                 log=lambda epoch, m: print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()),
                                            flush=True))
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # refused before writing anything: leave no empty folder behind
-    print(f"done: {len(history)} epochs in {out}/ (checkpoint.npz, metrics.jsonl, samples/, loss.png); "
+    done = f"done on time: {run.stopped_for_time}" if run.stopped_for_time else f"done: {len(history)} epochs"
+    print(f"{done} in {out}/ (checkpoint.npz, metrics.jsonl, samples/, loss.png); "
           f"next: minigen sample {out}   or   minigen eval {out}")
     return 0
 
 
-SAFE_ON_RESUME = ("lr", "epochs", "checkpoint_every", "data_dir")  # change how long and how fast, not what
+SAFE_ON_RESUME = ("lr", "epochs", "minutes", "checkpoint_every", "data_dir")  # how long and how fast, not what
 FIXED_ON_RESUME = {  # option -> why a resumed run cannot change it
     "batch_size": "it sets the minibatches, so the data order and the optimiser's steps would change",
     "seed": "the run's random stream is restored from the checkpoint; a new seed would not apply",
@@ -123,7 +126,7 @@ def train_config(args):
     """(config, run directory, {option: new value} changed on resume) from the flags or the run resumed."""
     from minigen import models, train
     if args.resume is not None:
-        config = train.read_config(args.resume, required=tuple(CONFIG_FIELDS))
+        config = train.read_config(args.resume, required=tuple(k for k in CONFIG_FIELDS if k not in ADDED_LATER))
         if args.model is not None and args.model != config["model"]:
             raise ValueError(f"{args.resume} is a run of {config['model']!r}, not {args.model!r}")
         given = {"batch_size": args.batch_size, "seed": args.seed,
@@ -135,8 +138,8 @@ def train_config(args):
                 flag = "--" + key.replace("_", "-") if key != "data" else "--sample"
                 raise ValueError(f"--resume cannot change {flag} ({recorded!r} in this run): {why}; "
                                  f"start a new run with --out to try it")
-        changes = {key: [config[key], getattr(args, key)] for key in SAFE_ON_RESUME
-                   if getattr(args, key) is not None and getattr(args, key) != config[key]}
+        changes = {key: [config.get(key), getattr(args, key)] for key in SAFE_ON_RESUME
+                   if getattr(args, key) is not None and getattr(args, key) != config.get(key)}
         return {**config, **{key: new for key, (_, new) in changes.items()}}, Path(args.resume), changes
     if args.model is None:
         raise ValueError("name the model to train, e.g. `minigen train vae` (see `minigen train --list`)")
@@ -147,7 +150,7 @@ def train_config(args):
               "batch_size": 128 if args.batch_size is None else args.batch_size, "lr": args.lr,
               "seed": 0 if args.seed is None else args.seed, "options": options,
               "data": "sample" if args.sample else "mnist", "data_dir": args.data_dir,
-              "checkpoint_every": args.checkpoint_every}
+              "checkpoint_every": args.checkpoint_every, "minutes": args.minutes}
     return config, Path(args.out) if args.out else next_free_dir(Path("runs") / args.model), {}
 
 
@@ -290,12 +293,17 @@ def build_parser():
     p.add_argument("--epochs", type=positive_int, default=None, help="passes over the data (default 10)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="examples per minibatch (default 128)")
     p.add_argument("--lr", type=positive_number, default=None, help="learning rate (default: the model's paper's)")
+    p.add_argument("--minutes", type=positive_number, default=None, metavar="N",
+                   help="a wall-clock budget: stop within one step of N minutes of training, mid-epoch if need "
+                        "be, with a checkpoint to --resume from (--epochs stays the upper limit; a resumed run "
+                        "gets N minutes again, or a new --minutes)"),
     p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the run's random stream (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, e.g. --set latent=2 --set beta=4 (repeatable)")
     p.add_argument("--out", default=None, help="run directory (default: runs/MODEL, or runs/MODEL-2, ...)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR; --lr, --epochs, --checkpoint-every and --data-dir may change")
+                   help="continue the run in RUN_DIR; --lr, --epochs, --minutes, --checkpoint-every and "
+                        "--data-dir may change")
     p.add_argument("--overwrite", action="store_true",
                    help="start the run in --out again from scratch (only a folder that holds a minigen run)")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",

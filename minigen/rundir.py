@@ -76,6 +76,7 @@ class Run:
         self.checkpoint_path, self.log_path = self.out / "checkpoint.npz", self.out / "metrics.jsonl"
         self.remedies, self.changes, self.notify = trainable.remedies, dict(changes or {}), notify or _warn
         self._pending = None  # a checkpoint waiting for one more finite step to vouch for its weights
+        self.stopped_for_time = None  # how far the run got, if its time budget stopped it (minigen.train)
         if resume and not self.checkpoint_path.is_file():
             raise FileNotFoundError(f"cannot resume: {self.checkpoint_path} does not exist")
         runlock.prepare(self.out, resume, overwrite, self.notify)
@@ -203,12 +204,26 @@ class Run:
     def after_epoch(self, pos, means):
         from minigen import viz
         self._log({"epoch": pos.epoch - 1, "summary": True, **means})
-        picture_rng = np.random.default_rng(0)  # the same noise every epoch: watch one set of samples evolve
-        viz.save_image_grid(self.trainable.sample(picture_rng, self.n_pictures),
-                            self.out / "samples" / f"epoch_{pos.epoch - 1:03d}.png", self.trainable.picture_columns)
+        self.draw_samples(pos.epoch - 1)
         viz.save_curves(pos.history, self.out / "loss.png", [k for k in pos.history[-1] if k != "seconds"],
                         f"{self.config['model']} training")
         self.save(pos)
+
+    def draw_samples(self, epoch):
+        """samples/epoch_NNN.png: n_pictures samples of the model as it is now."""
+        from minigen import viz
+        picture_rng = np.random.default_rng(0)  # the same noise every epoch: watch one set of samples evolve
+        viz.save_image_grid(self.trainable.sample(picture_rng, self.n_pictures),
+                            self.out / "samples" / f"epoch_{epoch:03d}.png", self.trainable.picture_columns)
+
+    def stop_early(self, pos):
+        """A run stopped by its time budget: mid-epoch, this epoch's samples so far and a checkpoint
+        written now, from which --resume continues with the next step; at an epoch's start, the
+        checkpoint the last epoch's end took (and its samples)."""
+        if pos.batch:
+            self.draw_samples(pos.epoch)
+            self.save(pos)
+        self.commit()
 
     def _log(self, record):
         with open(self.log_path, "a") as f:

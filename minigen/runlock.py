@@ -164,7 +164,9 @@ CONFIG_FIELDS = {  # key -> (check, what it must be); None is allowed where the 
     "data": (lambda v: v in ("sample", "mnist"), "\"sample\" or \"mnist\""),
     "data_dir": (lambda v: v is None or isinstance(v, str), "null or a folder name"),
     "checkpoint_every": (lambda v: v is None or _positive_int(v), "null or a positive integer"),
+    "minutes": (lambda v: v is None or _positive_number(v), "null or a positive number of minutes"),
 }
+ADDED_LATER = ("minutes",)  # settings that runs made before them lack: checked when present, never required
 
 
 def read_config(run_dir, required=("model", "options", "seed", "lr")):

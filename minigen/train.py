@@ -45,7 +45,7 @@ def _warn(message):
 
 
 def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=None, max_seconds=None, run=None,
-                 clock=time.perf_counter, notify=None):
+                 clock=time.perf_counter, notify=None, stop_mid_epoch=False):
     """Run `step` over shuffled minibatches of `arrays` for `epochs` passes.
 
     arrays: tuple of arrays sharing their first axis, e.g. (x, y).
@@ -53,6 +53,9 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
     log: optional callable(epoch, metrics) called at the end of each epoch.
     max_seconds: optional time budget; an epoch starts only if, judging by the
         last one's duration, it will end within the budget.
+    stop_mid_epoch: check max_seconds before every step instead: a step starts only if, judging
+        by the last one's duration, it will end within the budget, so the run stops within one
+        step of it, mid-epoch if need be (with a run: a checkpoint there, and the epoch's samples).
     clock: what the budget counts: wall seconds (time.perf_counter, the default) or
         this process's CPU seconds (time.process_time), which a busy machine does not shrink.
     run: optional Run, to log, draw, checkpoint, and resume from its checkpoint.
@@ -64,10 +67,16 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
     pos = run.resume_position() if run is not None else Position()
     n_batches = -(-len(arrays[0]) // batch_size)
     began = epoch_began = clock()
-    last = 0.0  # the last whole epoch's duration on `clock`
+    last = last_step = 0.0  # the last whole epoch's and the last step's durations on `clock`
+
+    def out_of_time(next_part):
+        return max_seconds is not None and clock() - began + next_part > max_seconds
+
     with _deferred_interrupt(notify) as interrupted:
         while pos.epoch <= epochs:
-            if pos.batch == 0 and max_seconds is not None and clock() - began + last > max_seconds:
+            if pos.batch == 0 and out_of_time(last_step if stop_mid_epoch else last):
+                if stop_mid_epoch:  # before this epoch's order is drawn: the checkpoint's rng is this moment's
+                    return _stop_for_time(pos, run, notify, epochs, n_batches, max_seconds)
                 break
             if pos.batch == 0:  # a fresh epoch: a new order, new sums
                 pos.order, pos.totals, pos.seen = rng.permutation(len(arrays[0])), {}, 0
@@ -76,6 +85,10 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                        total=n_batches, initial=pos.batch, desc=f"{desc} {pos.epoch}/{epochs}", leave=False,
                        mininterval=0.5)
             for batch in bar:
+                if stop_mid_epoch and pos.batch and out_of_time(last_step):
+                    bar.close()
+                    return _stop_for_time(pos, run, notify, epochs, n_batches, max_seconds)
+                step_began = clock()
                 metrics = _guarded(pos, run, _checked_step, step, batch, run)
                 pos.step, pos.batch, pos.seen = pos.step + 1, pos.batch + 1, pos.seen + len(batch[0])
                 for key, value in metrics.items():
@@ -85,6 +98,7 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                                 refresh=False)
                 if run is not None:
                     _guarded(pos, run, run.after_step, pos, metrics)
+                last_step = clock() - step_began
                 if interrupted():
                     bar.close()
                     _stop_on_interrupt(pos, run, interrupted())
@@ -99,6 +113,27 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
                 log(pos.epoch - 1, means)
     if run is not None:
         run.commit()  # the end of training: nothing more will vouch for the last checkpoint's weights
+    return pos.history
+
+
+def how_far(pos, epochs, n_batches):
+    """How far a run got, e.g. "2 of 10 epochs and 130 steps of the 3rd (1,068 of 4,690 steps)"."""
+    done = f"{pos.epoch - 1} of {epochs} epochs"
+    if pos.batch:
+        done += f" and {pos.batch} of {n_batches} steps of epoch {pos.epoch}"
+    return f"{done} ({pos.step:,} of {epochs * n_batches:,} steps)"
+
+
+def _stop_for_time(pos, run, notify, epochs, n_batches, max_seconds):
+    """The budget is spent before the epoch's end: with a run, checkpoint here and draw this epoch's
+    samples (the next --resume continues from this step); say how far the run got. Returns the history."""
+    done = how_far(pos, epochs, n_batches)
+    message = f"the time budget of {max_seconds / 60:g} min is spent: stopped after {done}"
+    if run is not None:
+        run.stop_early(pos)
+        message += f"; checkpoint saved: continue with minigen train --resume {run.out}"
+        run.stopped_for_time = done
+    notify(message)
     return pos.history
 
 

@@ -130,3 +130,22 @@ def test_a_demo_runs_in_its_own_process_and_leaves_sys_argv_alone(capfd):
     before = list(sys.argv)
     assert main(["demo", "classifier", "--", "--help"]) == 0
     assert sys.argv == before and "--sample" in capfd.readouterr().out
+
+
+def test_minutes_stops_a_run_early_records_the_budget_and_a_resume_takes_a_new_one(tmp_path, capsys):
+    """--minutes 0.0001 (6 ms) cannot hold 3 epochs of 188 steps: the run stops early, says how far it
+    got, and keeps the budget in config.json; --resume --minutes 100 replaces it and finishes."""
+    import json
+    out = tmp_path / "run"
+    assert main(["train", "gan", "--sample", "--set", "hidden=16", "--epochs", "3", "--batch-size", "16",
+                 "--minutes", "0.0001", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "done on time: " in captured.out and " of 3 epochs" in captured.out and "of 564 steps)" in captured.out
+    assert "time budget of 0.0001 min is spent" in captured.err and f"--resume {out}" in captured.err
+    assert json.loads((out / "config.json").read_text())["minutes"] == 0.0001
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len([s for s in steps if "summary" not in s]) < 3 * 188
+    assert main(["train", "--resume", str(out), "--minutes", "100"]) == 0
+    assert "done: 3 epochs" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["minutes"] == 100 and config["history"][0]["changed"] == {"minutes": [0.0001, 100]}

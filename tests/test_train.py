@@ -251,3 +251,35 @@ def test_an_interrupt_is_reported_through_warnings_not_print(tmp_path, digits, c
             pytest.raises(TrainingStopped, match="SIGINT: interrupted after step 2"):
         train(run, t, rng, digits, step=interrupt_after(t, 2))
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("budget, stop", [(9, (4, 9, 0)), (10, (4, 10, 1))], ids=["at-an-epoch-boundary", "mid-epoch"])
+def test_a_time_budget_stops_within_one_step_and_resumes_bit_for_bit(tmp_path, digits, budget, stop):
+    """On a counting clock (one unit per step; no wall time in unit tests) a budget of 10 units lets
+    10 steps run: 3 epochs of 3 steps and one step of the 4th. The run checkpoints there, draws that
+    epoch's samples, and says how far it got; resumed, it ends where an unbroken run ends."""
+    straight, rng, run = new_run(tmp_path / "straight")
+    train(run, straight, rng, digits, epochs=5)
+
+    t, rng, run = new_run(tmp_path / "budget")
+    ticks, said = [], []
+
+    def step(batch):
+        ticks.append(1)
+        return t.step(batch)
+
+    history = train_epochs(step, (digits,), 5, rng, batch_size=32, run=run, max_seconds=budget, stop_mid_epoch=True,
+                           clock=lambda: float(len(ticks)), notify=said.append)
+    assert len(ticks) == budget and len(history) == 3
+    _, meta = load_checkpoint(tmp_path / "budget" / "checkpoint.npz", {"params": t.params})
+    assert (meta["epoch"], meta["step"], meta["batch"]) == stop
+    assert (tmp_path / "budget" / "samples" / f"epoch_{3 + (stop[2] > 0):03d}.png").is_file()
+    far = f"3 of 5 epochs{' and 1 of 3 steps of epoch 4' if stop[2] else ''} ({budget} of 15 steps)"
+    assert run.stopped_for_time == far and said == [
+        f"the time budget of {budget / 60:g} min is spent: stopped after {far}; checkpoint saved: continue with "
+        f"minigen train --resume {tmp_path / 'budget'}"]
+
+    t, rng, run = new_run(tmp_path / "budget", resume=True, seed=99)
+    train(run, t, rng, digits, epochs=5)
+    assert_same_params(straight, t)
+    assert step_lines(tmp_path / "straight") == step_lines(tmp_path / "budget")
