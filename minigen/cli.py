@@ -209,7 +209,11 @@ def cmd_eval(args):
         config = {**config, "data": "mnist", "data_dir": args.data_dir}
     results = metrics.eval_scores(trainable, *load_data("test", config))
     for key, value in results.items():
-        print(f"{key:16s} {value:.4f}" if isinstance(value, float) else f"{key:16s} {value}")
+        if key == "per_seed":
+            continue  # each sample seed's figures: in eval.json; the means and sds are printed
+        if isinstance(value, list):
+            value = " ".join("-" if v is None else f"{v:.4f}" for v in value)
+        print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
     (Path(args.run_dir) / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {Path(args.run_dir) / 'eval.json'}")
     return 0

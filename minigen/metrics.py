@@ -230,38 +230,89 @@ def sample_quality(images, reference, classifier=None, labels=None):
     """{"fid": Fréchet distance to `reference` images in classifier features, "is": the score of `images`}.
 
     labels: optional (N,) classes the images were drawn for (a conditional model); adds
-    "label_accuracy", the share of images the classifier assigns to their own label.
+    "label_accuracy", the share of images the classifier assigns to their own label, and
+    "label_accuracy_by_digit", that share among the images asked for each class 0, 1, ...
+    (None for a class not asked for).
     """
     classifier = classifier or mnist_classifier()
     feats, probs = classifier_outputs(images, classifier)
     ref_feats, _ = classifier_outputs(reference, classifier)
     scores = {"fid": frechet_distance(feats, ref_feats), "is": inception_score(probs)}
     if labels is not None:
-        scores["label_accuracy"] = float(np.mean(probs.argmax(1) == np.asarray(labels)))
+        labels, agree = np.asarray(labels), probs.argmax(1) == np.asarray(labels)
+        scores["label_accuracy"] = float(np.mean(agree))
+        scores["label_accuracy_by_digit"] = [float(np.mean(agree[labels == d])) if np.any(labels == d) else None
+                                             for d in range(probs.shape[1])]
     return scores
+
+
+def lit_background(samples, reals, threshold=0.5, rare=0.01):
+    """The share of samples with at least one background pixel lit (> threshold), in [0, 1].
+
+    Background: the pixels that are > threshold in fewer than `rare` (1 %) of the real images,
+    such as the corners and edges of an MNIST digit. A discriminator should punish a pixel that
+    real data almost never lights, so a stuck pixel in many samples points to a bug (in the
+    data, G's output layer or D's input path) rather than to ordinary GAN noise.
+    samples: (N, *shape); reals: (M, *shape), both with pixel values in [0, 1].
+    """
+    samples, reals = np.asarray(samples), np.asarray(reals)
+    if samples.ndim < 2 or samples.shape[1:] != reals.shape[1:] or not len(samples) or not len(reals):
+        raise ValueError(f"lit_background: expected samples (N, *shape) and reals (M, *shape) of one image "
+                         f"shape, N, M > 0; got {samples.shape} and {reals.shape}")
+    background = np.mean(reals > threshold, axis=0) < rare  # (*shape) bool
+    lit = (samples > threshold) & background  # (N, *shape)
+    return float(np.mean(lit.reshape(len(samples), -1).any(axis=1)))
 
 
 def real_data_references(x_train, x_test, classifier=None):
     """What real digits score, the yardstick beside a model's numbers: {"fid": FID of x_train
-    against x_test (a model can hardly do better), "is": the score of x_test}."""
+    against x_test (a model can hardly do better), "is": the score of x_test, "lit_background":
+    the share of x_train with a pixel lit where x_test's background is}."""
     classifier = classifier or mnist_classifier()
     train_feats, _ = classifier_outputs(x_train, classifier)
     test_feats, test_probs = classifier_outputs(x_test, classifier)
-    return {"fid": frechet_distance(train_feats, test_feats), "is": inception_score(test_probs)}
+    return {"fid": frechet_distance(train_feats, test_feats), "is": inception_score(test_probs),
+            "lit_background": lit_background(x_train, x_test)}
 
 
-def eval_scores(trainable, x_test, y_test):
+def eval_scores(trainable, x_test, y_test, seeds=(0, 1, 2)):
     """What `minigen eval` reports for a trained model (a minigen.models.trainable.Trainable):
 
       - what the model measures by itself, trainable.test_metrics(x_test, y_test), if it has any;
       - for a model with a likelihood bound (trainable.likelihood = (model, params)), the test
         -ELBO and the IWAE NLL with K = 100 (vae_test_metrics);
-      - the FID and score of len(x_test) samples against x_test (sample_quality); a conditional
-        model's samples cycle through the classes and are scored for their labels too.
+      - for each sample seed, the FID and score of len(x_test) samples against x_test
+        (sample_quality) and their lit_background share; a conditional model's samples cycle
+        through the classes and are scored for their labels too. The FID of one model moves
+        by several points from one set of samples to the next, so one seed's figure is not
+        worth quoting to 0.1: "per_seed" keeps each seed's, and "fid", "is", ... are their
+        means over the seeds, "fid_sd", "is_sd", ... their sample standard deviations.
     """
     scores = {} if trainable.likelihood is None else vae_test_metrics(*trainable.likelihood, x_test, nll_k=100)
     if trainable.test_metrics is not None:
         scores.update(trainable.test_metrics(x_test, y_test))
     n = len(x_test)
     labels = np.arange(n) % trainable.picture_columns if trainable.needs_labels else None
-    return {**scores, **sample_quality(trainable.sample(np.random.default_rng(0), n), x_test, labels=labels)}
+    per_seed = []
+    for seed in seeds:
+        samples = trainable.sample(np.random.default_rng(seed), n)
+        per_seed.append({"seed": seed, **sample_quality(samples, x_test, labels=labels),
+                         "lit_background": lit_background(samples, x_test)})
+    return {**scores, **mean_and_sd(per_seed), "per_seed": per_seed}
+
+
+def mean_and_sd(runs):
+    """{key: mean, key_sd: sample sd (0 for one run)} over a list of {key: number} dicts; a key
+    holding a list per run (a per-digit table) gets its means entry by entry."""
+    summary = {}
+    for key in runs[0]:
+        if key == "seed":
+            continue
+        if isinstance(runs[0][key], list):
+            summary[key] = [None if None in column else float(np.mean(column))
+                            for column in zip(*(run[key] for run in runs))]
+            continue
+        values = np.array([run[key] for run in runs], np.float64)
+        summary[key] = float(values.mean())
+        summary[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return summary

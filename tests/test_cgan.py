@@ -1,4 +1,6 @@
 """The conditional GAN: labels reach both networks, steer the samples, and are scored."""
+import json
+
 import numpy as np
 import pytest
 from test_sample_quality import reference_frechet
@@ -100,6 +102,20 @@ def test_label_accuracy_is_the_classifiers_agreement_with_the_asked_labels():
     assert "label_accuracy" not in sample_quality(x[:150], x[150:])
 
 
+def test_the_per_digit_agreement_table_splits_the_agreement_by_the_asked_digit():
+    """Images of digits 0-9 asked for as themselves, except every 3 asked for as an 8: digit 3's row
+    reads what the classifier says of the 3s, 8's row mixes true 8s with the mislabelled 3s."""
+    x, y = load_mnist_sample("test")
+    x, y = x[:300], y[:300]
+    predicted = classifier_outputs(x)[1].argmax(1)
+    asked = np.where(y == 3, 8, y)
+    by_digit = sample_quality(x, x, labels=asked)["label_accuracy_by_digit"]
+    assert len(by_digit) == 10 and by_digit[3] is None  # no image was asked for a 3
+    for d in (0, 1, 2, 4, 5, 6, 7, 8, 9):
+        assert by_digit[d] == pytest.approx(np.mean(predicted[asked == d] == d), abs=1e-12)
+    assert by_digit[8] < 0.7 < min(by_digit[d] for d in (0, 1, 2, 4, 5, 6, 7, 9))
+
+
 def test_the_cgan_demo_trains_draws_and_scores_on_the_sample(tmp_path, capsys):
     out = tmp_path / "run"
     trainable, where = model_demo("cgan", "doc", epochs=1, batch_size=64,
@@ -108,4 +124,8 @@ def test_the_cgan_demo_trains_draws_and_scores_on_the_sample(tmp_path, capsys):
     for name in ("curves.png", "samples.png", "eval.json", "checkpoint.npz", "samples/epoch_001.png"):
         assert (out / name).is_file(), name
     printed = capsys.readouterr().out
-    assert "real digits" in printed and "asked-for label" in printed
+    assert "real digits" in printed and "asked-for label" in printed and "±" in printed
+    assert "lit background" in printed and printed.count("\nagree ") == 1  # the per-digit table
+    scores = json.loads((out / "eval.json").read_text())
+    assert len(scores["per_seed"]) == 3 and len(scores["label_accuracy_by_digit"]) == 10
+    assert {"fid_sd", "is_sd", "lit_background", "label_accuracy_sd"} <= set(scores)

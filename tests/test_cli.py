@@ -149,3 +149,27 @@ def test_minutes_stops_a_run_early_records_the_budget_and_a_resume_takes_a_new_o
     assert "done: 3 epochs" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["minutes"] == 100 and config["history"][0]["changed"] == {"minutes": [0.0001, 100]}
+
+
+def test_demo_presets_apply_under_explicit_flags_and_unknown_ones_are_named(tmp_path, capsys, monkeypatch):
+    """A preset's options come after the demo's defaults and before the flags given, so a flag given
+    wins; an unknown preset is refused naming the known ones; --help lists them. samples.png: 8 x 8."""
+    import json
+
+    from minigen import viz
+    from minigen.demo import model_demo
+    presets = {"tiny": ["--set", "hidden=8", "--epochs", "1", "--batch-size", "256"], "long": ["--minutes", "60"]}
+    with pytest.raises(SystemExit, match="unknown preset 'huge'; choose from: tiny, long"):
+        model_demo("gan", "doc", epochs=20, batch_size=64, presets=presets, argv=["--preset", "huge"])
+    with pytest.raises(SystemExit):  # argparse's --help exits 0
+        model_demo("gan", "doc", epochs=20, batch_size=64, presets=presets, argv=["--help"])
+    assert "--preset tiny       --set hidden=8 --epochs 1 --batch-size 256" in capsys.readouterr().out
+    grids, draw = [], viz.save_image_grid
+    monkeypatch.setattr(viz, "save_image_grid", lambda images, path, ncol=8, **kw: (
+        grids.append((path.name, images.shape[0], ncol)), draw(images, path, ncol, **kw))[1])
+    out = tmp_path / "run"
+    model_demo("gan", "doc", epochs=20, batch_size=64, presets=presets,
+               argv=["--sample", "--preset=tiny", "--set", "hidden=12", "--out", str(out)])
+    config = json.loads((out / "config.json").read_text())
+    assert (config["options"], config["epochs"], config["batch_size"]) == ({"hidden": "12"}, 1, 256)
+    assert ("samples.png", 64, 8) in grids

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigen import metrics
+from minigen.data import load_mnist_sample
 
 
 def gaussian(rng, n, mean, cov):
@@ -93,3 +94,46 @@ def test_inception_score_bounds():
 def test_missing_classifier_weights_say_how_to_make_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="python demos/classifier_mnist.py --out"):
         metrics.mnist_classifier(tmp_path / "classifier.npz")
+
+
+def test_lit_background_counts_samples_lighting_a_pixel_real_images_almost_never_light():
+    """Pixel (0, 0) is lit in 1 of 200 real images (0.5 % < 1 %: background); pixel (0, 1) in 2 % (not);
+    pixel (1, 1) in all. Samples: one lights (0, 0) faintly (0.5, not > 0.5), one brightly."""
+    from minigen.metrics import lit_background
+    reals = np.zeros((200, 1, 2, 2), np.float32)
+    reals[:, 0, 1, 1] = 1
+    reals[0, 0, 0, 0] = 0.9
+    reals[:4, 0, 0, 1] = 0.8
+    samples = np.zeros((4, 1, 2, 2), np.float32)
+    samples[0, 0, 0, 0] = 0.5   # not above the threshold
+    samples[1, 0, 0, 0] = 0.7   # a background pixel lit
+    samples[2, 0, 0, 1] = 1.0   # lit where 2 % of the digits are: not background
+    samples[3, 0, 1, 1] = 1.0   # where every digit is lit
+    assert lit_background(samples, reals) == 0.25
+    assert lit_background(samples, reals, rare=0.03) == 0.5  # now (0, 1) counts as background too
+    assert lit_background(reals, reals) == 0.005  # the one real image that lights (0, 0)
+    with pytest.raises(ValueError, match="one image shape"):
+        lit_background(samples, reals[:, :, :1])
+
+
+def test_eval_scores_reports_each_seed_and_their_mean_and_sample_sd():
+    """Three seeds draw three sets of samples; the mean and sd are those of the per-seed figures."""
+    from minigen.metrics import eval_scores
+    from minigen.models.trainable import Trainable
+    x, y = load_mnist_sample("test")
+    pool = load_mnist_sample("train")[0]
+
+    def sample(rng, n):  # a "model" that draws real training digits, some with a stuck corner pixel
+        images = pool[rng.choice(len(pool), n, replace=False)].copy()
+        images[rng.random(n) < 0.3, 0, 0, 0] = 1.0
+        return images
+
+    t = Trainable(params={}, optimizers={}, step=None, sample=sample)
+    scores = eval_scores(t, x[:300], y[:300])
+    seeds = scores["per_seed"]
+    assert [s["seed"] for s in seeds] == [0, 1, 2] and len({s["fid"] for s in seeds}) == 3
+    for key in ("fid", "is", "lit_background"):
+        values = [s[key] for s in seeds]
+        assert scores[key] == pytest.approx(np.mean(values), rel=1e-12)
+        assert scores[key + "_sd"] == pytest.approx(np.std(values, ddof=1), rel=1e-12) and scores[key + "_sd"] > 0
+    assert scores["lit_background"] > metrics.lit_background(pool, x[:300]) + 0.1  # the stuck corner shows
