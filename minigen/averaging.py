@@ -22,6 +22,21 @@ from minigen.optim import update_average
 from minigen.tree import leaves, rebuild
 
 
+def check_decay(decay):
+    """Refuse a decay outside [0, 1) where it is set (--set ema=...), not at the first step."""
+    if not 0 <= decay < 1:
+        raise ValueError(f"ema (the decay of the averaged generator) must be in [0, 1), e.g. 0.999; got {decay}")
+
+
+def after_each(step, then):
+    """The training step `step(batch) -> metrics`, followed by then(): the average follows each update."""
+    def step_and_average(batch):
+        metrics = step(batch)
+        then()
+        return metrics
+    return step_and_average
+
+
 def copy_tree(tree):
     """A copy of a parameter tree: the same nesting, new arrays."""
     return rebuild(tree, (np.array(leaf) for leaf in leaves(tree)))
@@ -48,8 +63,7 @@ class AveragedGenerator:
     """
 
     def __init__(self, gan, g_params, decay, stat_batches=4, stat_batch_size=256):
-        if not 0 <= decay < 1:
-            raise ValueError(f"ema (the decay of the averaged generator) must be in [0, 1), e.g. 0.999; got {decay}")
+        check_decay(decay)
         self.gan, self.live, self.decay = gan, g_params, float(decay)
         self.params = copy_tree(g_params)
         self.stat_batches, self.stat_batch_size = stat_batches, stat_batch_size
@@ -60,12 +74,8 @@ class AveragedGenerator:
         update_average(self.params, self.live, self.decay)
 
     def after_each(self, step):
-        """The training step `step(batch) -> metrics`, followed by update(): G's step is its last part."""
-        def step_and_average(batch):
-            metrics = step(batch)
-            self.update()
-            return metrics
-        return step_and_average
+        """The training step, followed by update(): G's step is the last part of a GAN's step."""
+        return after_each(step, self.update)
 
     def batch_norm_statistics(self):
         """Running statistics that belong to the averaged weights (module docstring): the means of

@@ -10,7 +10,9 @@ from minigen.tree import leaves
 
 TINY = {"gan": {"hidden": "16"}, "wgan": {"hidden": "16"}, "wgan-gp": {"hidden": "16"},
         "dcgan": {"width": "4", "latent": "8"}, "cgan": {"hidden": "16"},
-        "progressive": {"widths": "4,4,4", "latent": "8", "phase_images": "32"}}
+        "progressive": {"widths": "4,4,4", "latent": "8", "phase_images": "32"},
+        "vaegan": {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"}}
+LIVE = {"vaegan": "decoder"}  # the network sampled from, averaged as params[LIVE + "_average"]
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +30,16 @@ def batch_for(t, digits, i, size=8):
 @pytest.mark.parametrize("model", sorted(TINY))
 def test_the_average_is_the_running_average_of_the_recorded_weights(model, digits):
     """Record G's weights after every step and fold them by hand, a ← β a + (1 − β) θ from a = θ_0."""
-    decay, steps = 0.8, 4
+    decay, steps, live = 0.8, 4, LIVE.get(model, "generator")
     t = models.build(model, {**TINY[model], "ema": str(decay)}, np.random.default_rng(0))
-    recorded = [[np.array(p, np.float64) for p in leaves(t.params["generator"])]]
+    recorded = [[np.array(p, np.float64) for p in leaves(t.params[live])]]
     for i in range(steps):
         t.step(batch_for(t, digits, i))
-        recorded.append([np.array(p, np.float64) for p in leaves(t.params["generator"])])
+        recorded.append([np.array(p, np.float64) for p in leaves(t.params[live])])
     by_hand = recorded[0]
     for weights in recorded[1:]:
         by_hand = [decay * a + (1 - decay) * w for a, w in zip(by_hand, weights)]
-    average = leaves(t.params["generator_average"])
+    average = leaves(t.params[live + "_average"])
     assert len(average) == len(by_hand)
     for got, want in zip(average, by_hand):
         assert got.dtype == np.float32
@@ -49,8 +51,9 @@ def test_the_average_is_the_running_average_of_the_recorded_weights(model, digit
 def test_off_by_default_and_a_decay_of_one_is_refused():
     t = models.build("gan", TINY["gan"], np.random.default_rng(0))
     assert "generator_average" not in t.params
-    with pytest.raises(ValueError, match=r"ema .* must be in \[0, 1\)"):
-        models.build("dcgan", {**TINY["dcgan"], "ema": "1"}, np.random.default_rng(0))
+    for model in ("dcgan", "vaegan"):
+        with pytest.raises(ValueError, match=r"ema .* must be in \[0, 1\)"):
+            models.build(model, {**TINY[model], "ema": "1"}, np.random.default_rng(0))
 
 
 def test_samples_come_from_the_averaged_generator(digits):
@@ -92,3 +95,16 @@ def test_batch_norm_statistics_are_measured_for_the_averaged_weights(digits):
     np.testing.assert_allclose(stats["1"]["mean"], first.mean(0), rtol=1e-4, atol=1e-5)
     live = averaged_g.gan.state["generator"]["1"]["mean"]
     assert not np.allclose(live, stats["1"]["mean"], rtol=1e-3, atol=1e-4)
+
+
+def test_the_vaegan_samples_its_averaged_decoder_and_reconstructs_with_the_live_one(digits):
+    from minigen.models.vaegan import VAEGAN, VAEGANConfig
+    t = models.build("vaegan", {**TINY["vaegan"], "ema": "0.5"}, np.random.default_rng(0))
+    for i in range(3):
+        t.step(batch_for(t, digits, i))
+    model = VAEGAN(VAEGANConfig(latent=3, hidden=16, width=2, d_hidden=8))
+    averaged = model.sample({"decoder": t.params["decoder_average"]}, np.random.default_rng(3), 6)
+    np.testing.assert_array_equal(t.sample(np.random.default_rng(3), 6), averaged)
+    assert not np.allclose(averaged, model.sample(t.params, np.random.default_rng(3), 6))
+    recon = t.test_metrics(digits[0][:20], None)["recon_mse"]
+    assert recon == pytest.approx(float(np.mean((model.reconstruct(t.params, digits[0][:20]) - digits[0][:20]) ** 2)))

@@ -157,6 +157,7 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
                                             ("wgan-gp", {"hidden": "16"}), ("cgan", {"hidden": "16"}),
                                             ("dcgan", {"width": "4", "latent": "8", "ema": "0.9"}),
                                             ("progressive", {"widths": "4,4,4", "phase_images": "40", "ema": "0.9"}),
+                                            ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "ema": "0.9"}),
                                             ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"})])
 def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
     """GANs carry two optimisers (a VAE-GAN three) and (DCGAN) batch-norm running statistics: all must

@@ -42,11 +42,11 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from minigen import losses, nn, ops
+from minigen import averaging, losses, nn, ops
 from minigen.autodiff import value_and_grad
 from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
 from minigen.models.vae import VAE, VAEConfig
-from minigen.optim import RMSprop
+from minigen.optim import RMSprop, update_average
 from minigen.tree import leaves
 
 
@@ -63,6 +63,7 @@ class VAEGANConfig:
     # σ² = 1 the likelihood was too weak to pay for a code, and the encoder fell back to the prior
     # (not in the README's tables: `minigen train vaegan --set feature_var=1 --set gamma=1` repeats it).
     feature_var: float = 0.1
+    ema: float = 0.0  # decay of the averaged decoder (minigen.averaging), sampled from when > 0; 0: off
 
 
 def discriminator_layers(cfg):
@@ -233,8 +234,14 @@ def trainable(cfg=VAEGANConfig(), rng=None, lr=3e-4):
     params = model.init(rng)
     # RMSprop, as in the authors' code, for all three networks.
     opts = {name: RMSprop(params[name], lr=lr) for name in ("encoder", "decoder", "discriminator")}
-    return Trainable(params=params, optimizers=opts, step=make_vaegan_step(model, params, opts, rng),
-                     sample=lambda sample_rng, n: model.sample(params, sample_rng, n),
+    step, sampled = make_vaegan_step(model, params, opts, rng), params
+    if cfg.ema:  # the decoder is the generator: average it as a GAN's (no batch norm here to measure again)
+        averaging.check_decay(cfg.ema)
+        params["decoder_average"] = averaging.copy_tree(params["decoder"])
+        step = averaging.after_each(step, lambda: update_average(params["decoder_average"], params["decoder"], cfg.ema))
+        sampled = {"decoder": params["decoder_average"]}  # reconstructions keep the live decoder
+    return Trainable(params=params, optimizers=opts, step=step,
+                     sample=lambda sample_rng, n: model.sample(sampled, sample_rng, n),
                      remedies="lower --lr; a smaller gamma if Dis wins at once, a larger one if samples are noise",
                      test_metrics=lambda x_test, _: reconstruction_error(model, params, x_test))
 
