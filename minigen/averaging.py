@@ -96,6 +96,8 @@ class AveragedGenerator:
         for _ in range(self.stat_batches):
             n = self.stat_batch_size
             z, y = self.gan.sample_latent(rng, n), self.gan.sample_labels(rng, n)
+            # train mode: normalised by this batch's own statistics, which the counting state averages;
+            # the live G's running statistics would normalise the averaged G's activations wrongly
             self.gan.generate(self.params, z, y, train=True, state=state)
         return state
 

@@ -108,7 +108,7 @@ def score_table(model, scores, real):
         return f"{scale * scores[key]:.{digits}f} ± {scale * scores[key + '_sd']:.{digits}f}"
 
     lines = [f"\n{'':14s}{'FID':>16s}{'score':>14s}{'lit background':>18s}",
-             f"{model:14s}{cell('fid'):>16s}{cell('is'):>14s}{cell('lit_background', 100, 1) + ' %':>18s}",
+             f"{model:14s}{cell('fid', digits=1):>16s}{cell('is'):>14s}{cell('lit_background', 100, 1) + ' %':>18s}",
              f"{'real digits':14s}{real['fid']:>16.2f}{real['is']:>14.2f}{100 * real['lit_background']:>16.1f} %"
              "   (training vs test images; test set)",
              "lit background: samples with a pixel > 0.5 where fewer than 1 % of the test digits have one"]
