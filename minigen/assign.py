@@ -226,8 +226,12 @@ def list_text():
         points = sum(c.points for c in checks_for(ex.name))
         state = "" if ex.enabled else "  (not enabled)"
         lines.append(f"  {ex.name:30s} {points:>6d}  {ex.title}  [{', '.join(ex.sites)}]{state}")
-    total = sum(c.points for ex in EXERCISES if ex.enabled for c in checks_for(ex.name))
-    return "\n".join(lines + [f"  {'total':30s} {total:>6d}"])
+    from minigen.autograder.reference import graded_checks
+    enabled = [ex for ex in EXERCISES if ex.enabled]
+    total = sum(c.points for ex in enabled for c in checks_for(ex.name))
+    together = sum(c.points for ex in enabled for c in graded_checks(ex, [e.name for e in enabled]))
+    return "\n".join(lines + [f"  {'total':30s} {total:>6d}  ({together} with all of them assigned: a check that "
+                                f"runs another assigned exercise's code is left out)"])
 
 
 def add_parser(subparsers):
