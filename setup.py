@@ -14,6 +14,8 @@ setup(
         # torch is only a reference in tests and benchmarks; 2.13 is the CPU build this project pins.
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "torch>=2.13,<2.14"],
         "dev": ["ruff>=0.5"],
+        # `minigen assign --format notebook` writes notebooks with nbformat; its tests run them with nbclient.
+        "notebook": ["nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6"],
     },
     entry_points={"console_scripts": ["minigen=minigen.cli:main"]},
 )

@@ -10,6 +10,7 @@ nbgrader and otter-grader also read); the library runs normally with them in pla
                            "# YOUR CODE HERE" and raise NotImplementedError("<exercise>: ...")
     OUT_DIR/autograder/    pytest tests with points, reference *values* (.npz), a runner
     OUT_DIR/ASSIGNMENT.md  what to implement, where, for how many points
+    OUT_DIR/notebooks/     with --format notebook: a Jupyter notebook per part
 
 Fail closed, because released course material has leaked solutions through a
 mistyped or unbalanced marker: markers are found with `tokenize` (text inside a
@@ -23,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from minigen.autograder.handout import assignment_text
+from minigen.autograder.notebooks import write_notebooks
 from minigen.autograder.shipping import find_leaks, package_files
 from minigen.autograder.strip import MarkerError, find_regions, locate, strip_source
 
@@ -35,7 +37,7 @@ def add_parser(subparsers):
     p.add_argument("out_dir", nargs="?")
     for flag in ("--list", "--force", "--check", "--private"):
         p.add_argument(flag, action="store_true")
-    for option in ("--exercises", "--stub", "--seed"):
+    for option in ("--exercises", "--stub", "--seed", "--format"):
         p.add_argument(option)
     p.set_defaults(run=run)
 
@@ -117,13 +119,16 @@ def _check_destination(out, src, force):
     if target == src or target in src.parents or out == src or src in out.parents:
         raise ValueError(f"refusing to write a student copy over the instructor's package {src}; "
                          f"choose an OUT_DIR outside it")
-    ours = [out / name for name in ("minigen", "autograder", "ASSIGNMENT.md") if (out / name).exists()]
+    ours = [out / name for name in OUTPUTS if (out / name).exists()]
     if ours and not force:
         raise ValueError(f"{out} already holds {', '.join(p.name for p in ours)}; pass --force to replace them")
     return ours
 
 
-def build(out_dir, exercises=None, stub="raise", force=False, seed=0, private=False, src=None):
+OUTPUTS = ("minigen", "autograder", "ASSIGNMENT.md", "notebooks")  # what build() writes into OUT_DIR
+
+
+def build(out_dir, exercises=None, stub="raise", force=False, seed=0, private=False, src=None, notebooks=False):
     """Write the student copy, its autograder and ASSIGNMENT.md to out_dir; return the exercises.
 
     exercises: names to strip (a list or "a,b"); None for all. The others keep their
@@ -132,6 +137,7 @@ def build(out_dir, exercises=None, stub="raise", force=False, seed=0, private=Fa
     build (the teacher's, for `minigen grade`) draws them from another stream than any
     public one, so the inputs students have seen are never those their grades come from.
     src: the package to copy (default: this one); only its allow-listed files ship.
+    notebooks: also write OUT_DIR/notebooks/, one Jupyter notebook per part (needs nbformat).
     """
     import tempfile
 
@@ -167,15 +173,18 @@ def build(out_dir, exercises=None, stub="raise", force=False, seed=0, private=Fa
                 shutil.copyfile(path, dest)
         (staging / "minigen" / "assign.py").write_text(STUDENT_ASSIGN_PY, encoding="utf-8")
         manifest = reference.write_autograder(staging / "autograder", chosen, stub, seed, private)
-        (staging / "ASSIGNMENT.md").write_text(assignment_text(manifest, stub), encoding="utf-8")
+        written = write_notebooks(staging, manifest) if notebooks else []
+        (staging / "ASSIGNMENT.md").write_text(assignment_text(manifest, stub, [p.name for p in written]),
+                                               encoding="utf-8")
         leaks = find_leaks(staging, set(solutions), elsewhere)
         if leaks:
             raise MarkerError("the student copy would leak solutions (marker text or solution lines):\n  "
                               + "\n  ".join(leaks[:20]))
         for path in old:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-        for name in ("minigen", "autograder", "ASSIGNMENT.md"):
-            (staging / name).rename(out / name)
+        for name in OUTPUTS:
+            if (staging / name).exists():
+                (staging / name).rename(out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return chosen
@@ -226,8 +235,12 @@ def list_text():
         points = sum(c.points for c in checks_for(ex.name))
         state = "" if ex.enabled else "  (not enabled)"
         lines.append(f"  {ex.name:30s} {points:>6d}  {ex.title}  [{', '.join(ex.sites)}]{state}")
-    total = sum(c.points for ex in EXERCISES if ex.enabled for c in checks_for(ex.name))
-    return "\n".join(lines + [f"  {'total':30s} {total:>6d}"])
+    from minigen.autograder.reference import graded_checks
+    enabled = [ex for ex in EXERCISES if ex.enabled]
+    total = sum(c.points for ex in enabled for c in checks_for(ex.name))
+    together = sum(c.points for ex in enabled for c in graded_checks(ex, [e.name for e in enabled]))
+    return "\n".join(lines + [f"  {'total':30s} {total:>6d}  ({together} with all of them assigned: a check that "
+                                f"runs another assigned exercise's code is left out)"])
 
 
 def add_parser(subparsers):
@@ -248,6 +261,8 @@ def add_parser(subparsers):
                    help="the teacher's grader for `minigen grade`: inputs never shared with any public build")
     p.add_argument("--check", action="store_true",
                    help="then grade the student copy (all must fail) and the reference (all must pass)")
+    p.add_argument("--format", choices=("package", "notebook"), default="package",
+                   help="notebook: also write OUT_DIR/notebooks/, a Jupyter notebook per part (needs nbformat)")
     p.set_defaults(run=run)
     return p
 
@@ -258,7 +273,8 @@ def run(args):
         return 0
     if not args.out_dir:
         raise ValueError("give OUT_DIR, the folder to write the assignment to (or --list)")
-    chosen = build(args.out_dir, args.exercises, args.stub, args.force, args.seed, args.private)
+    chosen = build(args.out_dir, args.exercises, args.stub, args.force, args.seed, args.private,
+                   notebooks=args.format == "notebook")
     out = Path(args.out_dir)
     print(f"wrote {out / 'minigen'} with {len(chosen)} exercises stripped: {', '.join(ex.name for ex in chosen)}")
     print(f"grade it with: cd {out} && python -m autograder")

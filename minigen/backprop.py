@@ -36,10 +36,32 @@ def dense(x, W, b):
     return y
 
 
+def dense_grad_x(G, W):
+    """dL/dx of the dense layer: G = dL/dy (N, out), W (in, out) -> dX = G W^T, (N, in)."""
+    # BEGIN SOLUTION
+    return np.matmul(G, np.transpose(W))
+    # END SOLUTION
+
+
+def dense_grad_w(G, x):
+    """dL/dW of the dense layer: G = dL/dy (N, out), x (N, in) -> dW = X^T G, (in, out)."""
+    # BEGIN SOLUTION
+    return np.matmul(np.transpose(x), G)
+    # END SOLUTION
+
+
+def dense_grad_b(G):
+    """dL/db of the dense layer: G = dL/dy (N, out) -> db = sum over the batch of G, (out,)."""
+    # BEGIN SOLUTION
+    return np.sum(G, axis=0)
+    # END SOLUTION
+
+
+# One function per argument: autograd asks only for the gradients it needs (none for the data x).
 defvjp(dense,
-       lambda y, x, W, b: lambda G: np.matmul(G, np.transpose(W)),
-       lambda y, x, W, b: lambda G: np.matmul(np.transpose(x), G),
-       lambda y, x, W, b: lambda G: np.sum(G, axis=0))
+       lambda y, x, W, b: lambda G: dense_grad_x(G, W),
+       lambda y, x, W, b: lambda G: dense_grad_w(G, x),
+       lambda y, x, W, b: lambda G: dense_grad_b(G))
 
 
 def _channel_axes(x):
@@ -85,6 +107,25 @@ def batch_norm_train(x, gamma, beta, eps=1e-5):
     return x_hat * _per_channel(gamma, x) + _per_channel(beta, x)
 
 
+def batch_norm_backward(G, x_hat, inv_std, gamma):
+    """The three gradients of batch_norm_train (the formulas in its docstring), in one pass.
+
+    G = dL/dy and x_hat: shaped like x, (N, C) or (N, C, H, W); inv_std = 1 / sigma per
+    channel, broadcastable against x, (1, C) or (1, C, 1, 1); gamma: (C,).
+    Returns (dx shaped like x, dgamma (C,), dbeta (C,)). Sums and means run over
+    _channel_axes(x); _per_channel(v, x) shapes a (C,) vector to broadcast against x.
+    Written with autograd.numpy, so that autograd can differentiate it again.
+    """
+    # BEGIN SOLUTION
+    axes = _channel_axes(G)
+    m = onp.size(G) // onp.shape(G)[1]  # values per channel: N, or N*H*W
+    dgamma, dbeta = np.sum(G * x_hat, axis=axes), np.sum(G, axis=axes)  # (C,) each
+    dx = (_per_channel(gamma, G) * inv_std) * (
+        G - _per_channel(dbeta / m, G) - x_hat * _per_channel(dgamma / m, G))
+    return dx, dgamma, dbeta
+    # END SOLUTION
+
+
 def _batch_norm_vjp(argnums, y, args, kwargs):
     x, gamma = args[0], args[1]
     eps = args[3] if len(args) > 3 else kwargs.get("eps", 1e-5)
@@ -92,12 +133,7 @@ def _batch_norm_vjp(argnums, y, args, kwargs):
     def vjp(G):
         # x_hat is recomputed from x with autograd.numpy, so a second derivative sees how it depends on x.
         x_hat, inv_std = _normalise(x, eps)
-        axes, m = _channel_axes(x), onp.size(x) // onp.shape(x)[1]
-        dgamma, dbeta = np.sum(G * x_hat, axis=axes), np.sum(G, axis=axes)  # (C,) each
-        grads = {1: dgamma, 2: dbeta}
-        if 0 in argnums:
-            grads[0] = (_per_channel(gamma, x) * inv_std) * (
-                G - _per_channel(dbeta / m, x) - x_hat * _per_channel(dgamma / m, x))
+        grads = batch_norm_backward(G, x_hat, inv_std, gamma)  # (dx, dgamma, dbeta)
         return tuple(grads[i] for i in argnums)
 
     return vjp

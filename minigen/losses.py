@@ -25,6 +25,8 @@ import math
 import autograd.numpy as np
 import numpy as onp
 from autograd import grad
+from autograd.extend import defvjp_argnums, primitive
+from autograd.numpy.numpy_vjps import unbroadcast
 from autograd.tracer import getval
 
 from minigen import ops  # its import also mends the float32 VJPs of np.mean, var, std, max, min
@@ -156,6 +158,7 @@ def sample_eps(rng, shape):
     return rng.standard_normal(shape, dtype=onp.float32)  # float32 directly: no float64 eps to leak
 
 
+@primitive
 def reparameterize(mu, logvar, eps):
     """z = mu + σ·eps with σ = e^(½ logvar): a sample of N(mu, diag σ²) (Kingma & Welling 2014).
 
@@ -163,6 +166,7 @@ def reparameterize(mu, logvar, eps):
     of mu and logvar and the gradient of E_q[f(z)] is the mean of gradients of f(z).
     mu, logvar: (N, D) or (1, N, D); eps: their shape or a stack of them, e.g. (K, N, D)
     for K samples per example -> the shape of eps. Pass float32 eps to keep float32.
+    One autograd primitive: its gradient is written by hand, in reparameterize_backward.
     """
     _check_same_shape("reparameterize", mu=mu, logvar=logvar)
     if not _broadcasts_to(onp.shape(mu), onp.shape(eps)):
@@ -171,6 +175,32 @@ def reparameterize(mu, logvar, eps):
     # BEGIN SOLUTION
     return mu + np.exp(0.5 * logvar) * eps
     # END SOLUTION
+
+
+def reparameterize_backward(G, logvar, eps):
+    """The reparameterization gradient: the VJP of z = mu + e^(½ logvar)·eps.
+
+    G = dL/dz and eps: the shape of z, e.g. (K, N, D); logvar: (N, D), broadcastable
+    to it. Returns (dmu, dlogvar, deps), each shaped like z: the gradient reaches mu
+    and logvar through the sample, which is the point of the trick. (The caller sums
+    dmu and dlogvar over the sample axes that mu and logvar were broadcast along.)
+    Written with autograd.numpy, so that autograd can differentiate it again.
+    """
+    # BEGIN SOLUTION
+    sigma_g = np.exp(0.5 * logvar) * G  # dz/deps = σ
+    return G, 0.5 * sigma_g * eps, sigma_g  # dz/dmu = 1, dz/dlogvar = ½ σ eps
+    # END SOLUTION
+
+
+def _reparameterize_vjp(argnums, z, args, kwargs):
+    def vjp(G):
+        grads = reparameterize_backward(G, args[1], args[2])  # each shaped like z
+        # Summed over the axes each argument was broadcast along (the K samples of mu and logvar).
+        return tuple(unbroadcast(grads[i], np.metadata(args[i])) for i in argnums)
+    return vjp
+
+
+defvjp_argnums(reparameterize, _reparameterize_vjp)
 
 
 # --- Objectives ----------------------------------------------------------------------

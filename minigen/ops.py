@@ -85,13 +85,17 @@ def _conv2d(x, w, stride, padding):
 def _conv_transpose2d(y, w, stride, padding, out_hw):
     """y: (N, Cin, H, W), w: (Cin, Cout, kh, kw) -> (N, Cout, *out_hw): col2im.
 
-    Every input pixel spreads w[ci] over a kh x kw patch of the output; patches of
-    neighbouring pixels overlap and add. One GEMM makes all patches, then we add
-    them in with a loop over the kh*kw kernel offsets (never over pixels).
+    conv2d's backward pass in x (and conv_transpose2d's forward): with s the stride and
+    p the padding, out[n, co, i*s + a - p, j*s + b - p] += sum_ci y[n, ci, i, j] w[ci, co, a, b]
+    for every (i, j) and kernel offset (a, b) that lands inside out_hw. Every input pixel
+    spreads w[ci] over a kh x kw patch of the output; patches of neighbouring pixels overlap
+    and add. One GEMM makes all patches, then we add them in with a loop over the kh*kw
+    kernel offsets (never over pixels).
     """
     n, _, h, wd = y.shape
     cout, kh, kw = w.shape[1:]
     (sh, sw), (ph, pw) = stride, padding
+    # BEGIN SOLUTION
     # Channels-first layout (Cout, N, ...) so that each kernel offset adds one
     # contiguous block; a single transpose at the end restores (N, Cout, ...).
     cols = onp.tensordot(w, y, axes=([0], [1]))  # (Cout, kh, kw, N, H, W)
@@ -101,6 +105,7 @@ def _conv_transpose2d(y, w, stride, padding, out_hw):
         for b in range(kw):
             full[:, :, a:a + sh * h:sh, b:b + sw * wd:sw] += cols[:, a, b]
     return onp.ascontiguousarray(full[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]].transpose(1, 0, 2, 3))
+    # END SOLUTION
 
 
 @primitive
@@ -200,8 +205,18 @@ def softplus(x):
     return onp.maximum(x, 0) + onp.log1p(onp.exp(-onp.abs(x)))
 
 
+def softplus_grad(g, x):
+    """The VJP of softplus: g = dL/dsoftplus(x) -> dL/dx, both shaped like x.
+
+    d/dx log(1 + e^x) = e^x / (1 + e^x) = sigmoid(x); use the stable sigmoid above.
+    """
+    # BEGIN SOLUTION
+    return g * sigmoid(x)
+    # END SOLUTION
+
+
 defvjp(sigmoid, lambda ans, x: lambda g: g * ans * (1 - ans))
-defvjp(softplus, lambda ans, x: lambda g: g * sigmoid(x))
+defvjp(softplus, lambda ans, x: lambda g: softplus_grad(g, x))
 
 
 def log_sigmoid(x):
@@ -232,9 +247,26 @@ def bce_with_logits(logits, targets):
     # END SOLUTION
 
 
+def bce_grad_logits(g, logits, targets):
+    """The VJP of bce_with_logits in the logits: g = dL/dbce (shaped like logits) -> dL/dlogits.
+
+    d/dl [softplus(l) - t l] = sigmoid(l) - t: the prediction minus the target.
+    """
+    # BEGIN SOLUTION
+    return g * (sigmoid(logits) - targets)
+    # END SOLUTION
+
+
+def bce_grad_targets(g, logits):
+    """The VJP of bce_with_logits in the targets: g -> dL/dtargets = g d/dt [softplus(l) - t l]."""
+    # BEGIN SOLUTION
+    return -g * logits
+    # END SOLUTION
+
+
 defvjp(bce_with_logits,  # unbroadcast_f sums over the axes along which an argument was broadcast
-       lambda ans, logits, targets: unbroadcast_f(logits, lambda g: g * (sigmoid(logits) - targets)),
-       lambda ans, logits, targets: unbroadcast_f(targets, lambda g: -g * logits))
+       lambda ans, logits, targets: unbroadcast_f(logits, lambda g: bce_grad_logits(g, logits, targets)),
+       lambda ans, logits, targets: unbroadcast_f(targets, lambda g: bce_grad_targets(g, logits)))
 
 
 @primitive

@@ -180,9 +180,9 @@ def test_every_marked_region_belongs_to_a_registered_exercise():
         assign.check_registry(scanned, without_kl)
 
 
-def test_at_least_eight_exercises_with_points():
+def test_at_least_fifteen_exercises_with_points():
     enabled = [ex for ex in cases.EXERCISES if ex.enabled]
-    assert len(enabled) >= 8
+    assert len(enabled) >= 15
     for ex in enabled:
         checks = cases.checks_for(ex.name)
         assert len(checks) >= 2 and sum(c.points for c in checks) > 0, ex.name
@@ -195,7 +195,10 @@ def test_list_and_bad_names(capsys):
     listed = capsys.readouterr().out
     for ex in cases.EXERCISES:
         assert re.search(rf"{ex.name}\s+\d+", listed)
-    assert re.search(r"total\s+100", listed)
+    alone = sum(c.points for c in cases.CHECKS)
+    together = sum(c.points for c in cases.CHECKS if not c.needs)
+    assert together < alone  # some checks run another exercise's code: left out when that one is assigned too
+    assert re.search(rf"total\s+{alone}\s+\({together} with all of them assigned", listed)
     with pytest.raises(ValueError, match="unknown exercise.*kl_divergence.*choose from: gaussian_kl"):
         assign.select("gaussian_kl,kl_divergence")
 
@@ -324,26 +327,33 @@ def test_autograder_is_never_collected_from_the_library():
 
 # --- The autograder ---------------------------------------------------------------------------
 
-def test_student_copy_fails_every_exercise_with_not_implemented(student_report):
+def manifest_total(assignment):
+    manifest = json.loads((assignment / "autograder" / "manifest.json").read_text())
+    return sum(c["points"] for ex in manifest["exercises"] for c in ex["checks"])
+
+
+def test_student_copy_fails_every_exercise_with_not_implemented(assignment, student_report):
     report, text = student_report
-    assert report["points"] == 0 and report["max_points"] == 100
+    total = manifest_total(assignment)
+    assert report["points"] == 0 and report["max_points"] == total
     assert {r["exercise"] for r in report["exercises"]} == {ex.name for ex in cases.EXERCISES if ex.enabled}
     for row in report["exercises"]:
         assert row["status"] == "fail"
         for check in row["checks"]:
             assert check["message"].startswith("NotImplementedError: " + row["exercise"] + ": not implemented yet")
-    assert re.search(r"gaussian_kl\s+0/10\s+FAIL", text) and re.search(r"total\s+0/100", text)
+    assert re.search(r"gaussian_kl\s+0/10\s+FAIL", text) and re.search(rf"total\s+0/{total}\n", text)
 
 
 def test_self_test_finds_no_problem(self_test):
     assert self_test[1] == []
 
 
-def test_reference_passes_every_check(reference_report):
+def test_reference_passes_every_check(assignment, reference_report):
     report, text = reference_report
+    total = manifest_total(assignment)
     failing = {r["exercise"]: r["first_failure"] for r in report["exercises"] if r["status"] != "pass"}
-    assert failing == {} and report["points"] == report["max_points"] == 100
-    assert re.search(r"total\s+100/100", text)
+    assert failing == {} and report["points"] == report["max_points"] == total
+    assert re.search(rf"total\s+{total}/{total}\n", text)
 
 
 def stored(assignment, exercise, check):
@@ -399,10 +409,11 @@ def test_stored_expected_values_are_the_formulas_not_just_the_references_output(
 def wrong_answers(tmp_path_factory):
     """A student's copy with three exercises attempted, each with a classic mistake."""
     out = tmp_path_factory.mktemp("wrong")
-    assign.build(out, exercises=["gaussian_kl", "reparameterize", "gradient_penalty"])
+    assign.build(out, exercises=["gaussian_kl", "elbo", "gradient_penalty"])
     fill(out, "losses.py", "gaussian_kl", "return np.sum(mu * mu + np.exp(logvar) - 1 - logvar, axis=-1)")
-    # Right value, but the noise scale is hidden from autograd: the gradient in logvar is lost.
-    fill(out, "losses.py", "reparameterize", "return mu + getval(np.exp(0.5 * logvar)) * eps")
+    fill(out, "losses.py", "elbo", "return log_likelihood - kl")
+    # Right value, but the KL is hidden from autograd: the loss's gradient in it is lost.
+    fill(out, "losses.py", "beta_vae_loss", "return np.mean(beta * getval(kl) - log_likelihood)")
     fill(out, "losses.py", "gradient_penalty", """
 x_hat = eps * real + (1 - eps) * fake
 slopes = grad(lambda x: np.sum(critic(params, x)))(x_hat)
@@ -413,10 +424,10 @@ return -weight * np.mean((norms - 1) ** 2)""")
 
 def test_subset_keeps_the_other_solutions(wrong_answers):
     out, (report, _) = wrong_answers
-    assert [r["exercise"] for r in report["exercises"]] == ["gaussian_kl", "reparameterize", "gradient_penalty"]
+    assert [r["exercise"] for r in report["exercises"]] == ["gaussian_kl", "elbo", "gradient_penalty"]
     losses_py = (out / "minigen" / "losses.py").read_text()
-    assert "return log_likelihood - kl" in losses_py and "SOLUTION" not in losses_py
-    assert not (out / "autograder" / "data" / "elbo.npz").exists()
+    assert "return mu + np.exp(0.5 * logvar) * eps" in losses_py and "SOLUTION" not in losses_py
+    assert not (out / "autograder" / "data" / "reparameterize.npz").exists()
 
 
 def test_wrong_solutions_get_messages_that_point_at_the_mistake(wrong_answers):
@@ -430,10 +441,10 @@ def test_wrong_solutions_get_messages_that_point_at_the_mistake(wrong_answers):
     gp = rows["gradient_penalty"]["first_failure"]
     assert "sign error" in gp and "known mistake" in gp
     # Partial credit: the value is right, the gradient is not, and the message says why.
-    reparam = {c["check"]: c for c in rows["reparameterize"]["checks"]}
-    assert reparam["value"]["passed"] and reparam["samples"]["passed"] and not reparam["gradient"]["passed"]
-    assert rows["reparameterize"]["status"] == "partial" and rows["reparameterize"]["points"] == 5
-    assert "hidden from autograd" in reparam["gradient"]["message"]
+    elbo = {c["check"]: c for c in rows["elbo"]["checks"]}
+    assert elbo["elbo"]["passed"] and elbo["beta_vae_loss"]["passed"] and not elbo["gradient"]["passed"]
+    assert rows["elbo"]["status"] == "partial" and rows["elbo"]["points"] == 6
+    assert "hidden from autograd" in elbo["gradient"]["message"]
     assert "the ½ is missing" in text
 
 

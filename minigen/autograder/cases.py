@@ -1,6 +1,6 @@
 """The exercises and their checks: what is run, on what, for how many points.
 
-Read this (and cases_vae.py, cases_gan.py, cases_optim.py) to see exactly how you
+Read this (and cases_vae.py, cases_gan.py, cases_optim.py, cases_backprop.py) to see exactly how you
 are graded. Each check calls your function (from `pkg`, a namespace holding your
 minigen's modules) on inputs stored in data/<exercise>.npz; the grader compares
 what comes back with the reference implementation's numbers, which it alone reads.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODULES = ("ops", "losses", "optim", "gradcheck")  # the minigen modules a probe may use, as pkg.<name>
+MODULES = ("backprop", "ops", "losses", "optim", "gradcheck")  # the minigen modules a probe may use, as pkg.<name>
 TIMEOUT = 10.0  # seconds an exercise may take, by default (Python's own start-up is not counted)
 
 
@@ -46,6 +46,17 @@ EXERCISES = (
     Exercise("conv2d_im2col", "conv2d forward via im2col and one matrix product",
              ("ops._im2col_windows", "ops._conv2d")),
     Exercise("numerical_grad", "a numerical gradient by central differences", ("gradcheck.numerical_grad",)),
+    # Backward passes by hand (CS231n's assignment 2): the library's own VJPs, registered with defvjp.
+    Exercise("dense_backward", "the dense layer's backward pass (dX, dW, db)",
+             ("backprop.dense_grad_x", "backprop.dense_grad_w", "backprop.dense_grad_b")),
+    Exercise("batch_norm_backward", "batch norm's backward pass in training mode (dx, dγ, dβ)",
+             ("backprop.batch_norm_backward",)),
+    Exercise("conv2d_backward", "conv2d's backward pass in x: col2im (the transposed convolution)",
+             ("ops._conv_transpose2d",)),
+    Exercise("logistic_backward", "the VJPs of softplus and of BCE with logits",
+             ("ops.softplus_grad", "ops.bce_grad_logits", "ops.bce_grad_targets")),
+    Exercise("reparameterize_backward", "the reparameterization gradient: dz/dmu, dz/dlogvar, dz/deps",
+             ("losses.reparameterize_backward",)),
 )
 
 # Where a failure of each kind gets the check's hint: a float32 hint is no help with a sign error.
@@ -65,6 +76,9 @@ class Check:
     hint: str = ""            # added to a failure of a kind in hint_on that matches no known mistake
     hint_on: tuple = VALUE_KINDS
     given_vjp: bool = False   # the gradient comes from the library's own VJPs, not from the student's code
+    own_vjp: bool = False     # the gradient comes from the VJP the student writes in this exercise
+    needs: tuple = ()         # other exercises whose functions the probe runs: if one of them is assigned too,
+                              # this check is left out (the other exercise grades that code)
 
     @property
     def id(self):
@@ -113,4 +127,4 @@ def exercise(name):
 
 
 # The checks, one module per model family; importing them registers them (they import this module).
-from . import cases_gan, cases_optim, cases_vae  # noqa: E402,F401
+from . import cases_backprop, cases_gan, cases_optim, cases_vae  # noqa: E402,F401

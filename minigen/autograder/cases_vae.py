@@ -45,17 +45,16 @@ def reparam_samples(pkg, inp):
     return reparam_value(pkg, inp)
 
 
-@check("reparameterize", "gradient", 3, "gradient in mu and logvar (eps held fixed)", reparam_inputs(np.float64),
-       gradient=True)
+@check("reparameterize", "gradient", 3, "gradient in mu and logvar (eps held fixed), through the library's VJP",
+       reparam_inputs(np.float64), gradient=True, given_vjp=True, needs=("reparameterize_backward",))
 def reparam_gradient(pkg, inp):
     f = lambda mu, logvar: pkg.losses.reparameterize(mu, logvar, inp["eps"])
     return gradients(f, {"mu": inp["mu"], "logvar": inp["logvar"]}, inp["w"])
 
 
-@check("reparameterize", "float32", 2, "float32 in, float32 out (value and gradient)", reparam_inputs(np.float32),
-       hint=F32_HINT, **F32)
+@check("reparameterize", "float32", 2, "float32 in, float32 out", reparam_inputs(np.float32), hint=F32_HINT, **F32)
 def reparam_float32(pkg, inp):
-    return {**reparam_value(pkg, inp), **reparam_gradient(pkg, inp)}
+    return reparam_value(pkg, inp)
 
 
 # --- elbo -------------------------------------------------------------------------------------

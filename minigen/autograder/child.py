@@ -75,6 +75,8 @@ def main():
     ex = cases.exercise(exercise)
     for check in cases.checks_for(exercise):
         inputs = {k[len(check.id) + 1:]: v for k, v in data.items() if k.startswith(check.id + "/")}
+        if not inputs:  # a check this assignment leaves out (it runs another assigned exercise's code)
+            continue
         try:
             forbid(pkg, exercise, ex.forbidden)
             got = {name: np.asarray(value) for name, value in check.probe(pkg, inputs).items()}

@@ -133,17 +133,18 @@ def known_mistake(got, mistakes, rtol):
 
 
 def verify(got, expected, rtol, mistakes=None, hint="", gradient=False, hint_on=("value", "shape", "nonfinite"),
-           accepted=None, given_vjp=False):
+           accepted=None, given_vjp=False, own_vjp=False):
     """Raise AssertionError, with a message aimed at the mistake, unless every expected output matches.
 
     got, expected: {name: array}; names starting with "_" are diagnostics, not compared.
     mistakes: {name: (hint, {output name: array a known wrong formula gives})}.
     accepted: {name: {output name: array}}, other published forms that are also right (Adam's two forms).
     gradient: first demand that autograd agrees with finite differences (see gradients()); given_vjp: the
-    gradient comes from the library's own VJPs, so a disagreement means the forward pass is wrong.
+    gradient comes from the library's own VJPs, so a disagreement means the forward pass is wrong; own_vjp: it
+    comes from the VJP the student wrote, so a disagreement means that backward pass is wrong.
     hint: shown for failures of a kind in hint_on, when no known mistake matches.
     """
-    found = ("gradient", consistency(got, given_vjp=given_vjp)) if gradient else None
+    found = ("gradient", consistency(got, given_vjp=given_vjp, own_vjp=own_vjp)) if gradient else None
     found = found if found and found[1] else None
     for name, exp in expected.items():
         if found:
@@ -201,13 +202,17 @@ def gradients(f, wrt, weights, h=1e-5):
     return out
 
 
-def consistency(got, rtol=1e-6, given_vjp=False):
+def consistency(got, rtol=1e-6, given_vjp=False, own_vjp=False):
     """None if autograd's directional derivative agrees with the finite difference; else what is wrong."""
     if "_ad" not in got:
         return None
     ad, fd = float(got["_ad"]), float(got["_fd"])
     if rel_error(ad, fd) <= rtol:
         return None
+    if own_vjp:
+        return (f"the gradient autograd gets from your backward pass disagrees with finite differences of the "
+                f"library's forward pass ({ad:.8g} against {fd:.8g} along a random direction): your VJP does not "
+                f"compute the derivative yet; see the checks of each gradient")
     if given_vjp:
         return (f"the library's own VJPs (the gradient of a correct function) disagree with finite differences of "
                 f"yours ({ad:.8g} against {fd:.8g} along a random direction): your forward pass does not compute "

@@ -67,7 +67,7 @@ def judge(c, data, outcome):
     accepted = {name: part(data, f"{c['id']}/accept/{name}") for name in c.get("accepted", {})}
     try:
         compare.verify(outcome.outputs.get(c["id"], {}), part(data, f"{c['id']}/out"), check.rtol, mistakes,
-                       check.hint, check.gradient, check.hint_on, accepted, check.given_vjp)
+                       check.hint, check.gradient, check.hint_on, accepted, check.given_vjp, check.own_vjp)
     except AssertionError as err:
         return f"AssertionError: {err}"
     return None

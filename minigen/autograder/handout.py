@@ -1,7 +1,7 @@
 """ASSIGNMENT.md, the students' page of an assignment. Never shipped (only its output is)."""
 
 
-def assignment_text(manifest, stub):
+def assignment_text(manifest, stub, notebooks=()):
     """ASSIGNMENT.md: what the student is to write, where, for how many points, and how to hand it in."""
     total = sum(ex["points"] for ex in manifest["exercises"])
     rows = "\n".join(f"| `{ex['name']}` | {ex['title']} | {'<br>'.join(f'`{w}`' for w in ex['where'])} "
@@ -12,6 +12,10 @@ def assignment_text(manifest, stub):
                  for ex in manifest["exercises"] if ex.get("forbidden")]
     limit = max((ex["timeout"] for ex in manifest["exercises"]), default=10)
     rules = "".join(f"\n- {rule} (it computes the answer for you)." for rule in forbidden)
+    notes = ("" if not notebooks else "\n## Notebooks\n\n`notebooks/` holds " + ", ".join(f"`{n}`" for n in notebooks)
+             + ": per exercise the docstring, the import and its check, and pictures of models trained with "
+               "your functions. Open them with Jupyter from `notebooks/`; you still write (and hand in) the "
+               "files in `minigen/`.\n")
     return f"""# Assignment: generative models from scratch
 
 This folder is a full copy of minigen in which the functions below are yours to
@@ -60,4 +64,4 @@ anything outside it (the grader does not install or import anything else of your
 To check what you hand in, grade it as above from this folder first.
 
 To check the gradient of anything you write: `minigen.gradcheck.check_grad(f, x)`.
-"""
+{notes}"""

@@ -18,12 +18,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from minigen import __version__
-from minigen.autograder import cases, mistakes
+from minigen.autograder import cases, generic, mistakes
 from minigen.autograder.compare import verify
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = {**{name: name for name in ("cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py", "compare.py",
-                                       "grade.py", "sandbox.py", "child.py")},
+SHIPPED = {**{name: name for name in ("cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py",
+                                       "cases_backprop.py", "compare.py", "grade.py", "sandbox.py", "child.py")},
            "grader_conftest.py": "conftest.py", "grader_tests.py": "test_exercises.py"}
 GENERATED = {
     "__init__.py": '"""This assignment\'s autograder. From the folder above: python -m autograder"""\n',
@@ -64,17 +64,24 @@ def input_rng(check, seed, private):
     return np.random.default_rng([2 if private else 1, seed, zlib.crc32(check.id.encode())])
 
 
-def exercise_data(exercise, seed=0, private=False):
+def graded_checks(exercise, assigned=()):
+    """The checks of `exercise` in an assignment of the exercises named in `assigned`: a check that runs the
+    code of another assigned exercise (check.needs) is left out, so that no mistake costs points twice."""
+    return [c for c in cases.checks_for(exercise.name) if not set(c.needs) & set(assigned)]
+
+
+def exercise_data(exercise, seed=0, private=False, assigned=()):
     """({npz key: array}, {check id: {mistake: hint}}, {check id: {accepted form: note}}) for one exercise;
-    `seed` and `private` pick the inputs."""
+    `seed` and `private` pick the inputs; `assigned` names the exercises of the assignment."""
     ref, data, shown, accepted = reference_modules(), {}, {}, {}
-    for check in cases.checks_for(exercise.name):
+    for check in graded_checks(exercise, assigned):
         inputs = check.inputs(input_rng(check, seed, private))
         expected = _run(check, ref, inputs)
         try:  # the reference must pass its own check (e.g. autograd agrees with finite differences)
             verify(expected, expected, check.rtol, gradient=check.gradient)
         except AssertionError as err:
             raise RuntimeError(f"the reference fails check {check.id}: {err}") from err
+        generic.check_reference(check, inputs, expected)  # a backward pass: = autograd's own derivative
         data.update({f"{check.id}/in/{k}": v for k, v in inputs.items()})
         data.update({f"{check.id}/out/{k}": v for k, v in expected.items()})
         shown[check.id], accepted[check.id] = {}, {}
@@ -110,10 +117,11 @@ def write_autograder(dest, exercises, stub="raise", seed=0, private=False):
     for name, text in GENERATED.items():
         (dest / name).write_text(text, encoding="utf-8")
     manifest = {"minigen": __version__, "stub": stub, "seed": seed, "private": private, "exercises": []}
+    assigned = [ex.name for ex in exercises]
     for ex in exercises:
-        data, shown, accepted = exercise_data(ex, seed, private)
+        data, shown, accepted = exercise_data(ex, seed, private, assigned)
         np.savez_compressed(dest / "data" / f"{ex.name}.npz", **data)
-        checks = cases.checks_for(ex.name)
+        checks = graded_checks(ex, assigned)
         manifest["exercises"].append({
             "name": ex.name, "title": ex.title, "where": [where(s) for s in ex.sites],
             "points": sum(c.points for c in checks), "timeout": ex.timeout,

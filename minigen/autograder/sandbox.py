@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CHILD_FILES = ("child.py", "cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py", "compare.py")
+CHILD_FILES = ("child.py", "cases.py", "cases_vae.py", "cases_gan.py", "cases_optim.py", "cases_backprop.py",
+               "compare.py")
 STARTUP = 120.0  # seconds for Python, numpy and autograd to load on a busy machine: not the student's time
 WALL = (10.0, 120.0)  # a child that sleeps is stopped after 10 x its CPU limit + 2 min of wall time
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
