@@ -10,6 +10,8 @@ Each is bilinear, so each VJP is one of the three again: the gradient of a
 convolution w.r.t. its input is a transposed convolution and vice versa. Because
 the VJPs are built from differentiable primitives, gradients of gradients work —
 WGAN-GP's penalty differentiates through the backward pass of its critic.
+Inside, each is one matrix product on im2col's column matrix; minigen.im2col
+explains its layout, chosen so that none of the three products copies its operands.
 
 All of them keep the dtype they are given: float32 in, float32 out.
 
