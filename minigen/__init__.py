@@ -9,6 +9,7 @@ lives in the lower one's layer or below.
     flat                one contiguous buffer behind an optimiser's parameter tree
     autograd_patches    float32 gradients from autograd's mean, var, std, max, min (process-wide)
     backprop            hand-written VJPs: dense layer, batch norm in training mode
+    im2col              the convolutions' memory layout: im2col's columns, col2im, channel rows
     ops                 convolutions, stable logistic functions, one_hot
     init                initialisers
     nn                  layers as (init, apply) pairs, Sequential

@@ -10,6 +10,8 @@ Each is bilinear, so each VJP is one of the three again: the gradient of a
 convolution w.r.t. its input is a transposed convolution and vice versa. Because
 the VJPs are built from differentiable primitives, gradients of gradients work —
 WGAN-GP's penalty differentiates through the backward pass of its critic.
+Inside, each is one matrix product on im2col's column matrix; minigen.im2col
+explains its layout, chosen so that none of the three products copies its operands.
 
 All of them keep the dtype they are given: float32 in, float32 out.
 
@@ -28,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from minigen import autograd_patches  # noqa: F401 (installs float32 VJPs of mean, var, std, max, min)
 from minigen.backprop import batch_norm_train, dense  # noqa: F401 (the layers' primitives, ops.dense etc.)
+from minigen.im2col import batch_first, channel_rows, col2im, columns, pad_batch_last
 
 
 def _pair(v, name):
@@ -67,6 +70,16 @@ def _im2col_windows(x, kernel, stride, padding, out_hw):
     # END SOLUTION
 
 
+def _im2col(x, kernel, stride, padding, out_hw):
+    """x: (N, C, H, W) -> cols (C*kh*kw, Ho*Wo*N), column (i, j, n) the window under output pixel (i, j).
+
+    The layout is minigen.im2col's (its docstring says why): pad into a batch-last copy,
+    take the windows of that, copy them into columns.
+    """
+    windows = _im2col_windows(pad_batch_last(x, padding), kernel, stride, (0, 0), out_hw)  # (N, C, Ho, Wo, kh, kw)
+    return columns(windows)
+
+
 @primitive
 def _conv2d(x, w, stride, padding):
     """x: (N, C, H, W), w: (O, C, kh, kw) -> (N, O, Ho, Wo), with one GEMM."""
@@ -74,10 +87,9 @@ def _conv2d(x, w, stride, padding):
     out_hw = (conv_output_size(x.shape[2], kh, stride[0], padding[0]),
               conv_output_size(x.shape[3], kw, stride[1], padding[1]))
     # BEGIN SOLUTION
-    windows = _im2col_windows(x, (kh, kw), stride, padding, out_hw)
-    # tensordot copies the windows into one (N*Ho*Wo, C*kh*kw) matrix: im2col + GEMM.
-    out = onp.tensordot(windows, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
-    return onp.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    cols = _im2col(x, (kh, kw), stride, padding, out_hw)  # (C*kh*kw, Ho*Wo*N)
+    y = onp.matmul(w.reshape(len(w), -1), cols)  # (O, Ho*Wo*N)
+    return batch_first(y, x.shape[0], out_hw)
     # END SOLUTION
 
 
@@ -85,34 +97,18 @@ def _conv2d(x, w, stride, padding):
 def _conv_transpose2d(y, w, stride, padding, out_hw):
     """y: (N, Cin, H, W), w: (Cin, Cout, kh, kw) -> (N, Cout, *out_hw): col2im.
 
-    conv2d's backward pass in x (and conv_transpose2d's forward): with s the stride and
-    p the padding, out[n, co, i*s + a - p, j*s + b - p] += sum_ci y[n, ci, i, j] w[ci, co, a, b]
-    for every (i, j) and kernel offset (a, b) that lands inside out_hw. Every input pixel
-    spreads w[ci] over a kh x kw patch of the output; patches of neighbouring pixels overlap
-    and add. One GEMM makes all patches, then we add them in with a loop over the kh*kw
-    kernel offsets (never over pixels).
+    Every input pixel spreads w[ci] over a kh x kw patch of the output; patches of
+    neighbouring pixels overlap and add. One GEMM makes all patches, col2im adds them.
     """
-    n, _, h, wd = y.shape
-    cout, kh, kw = w.shape[1:]
-    (sh, sw), (ph, pw) = stride, padding
-    # BEGIN SOLUTION
-    # Channels-first layout (Cout, N, ...) so that each kernel offset adds one
-    # contiguous block; a single transpose at the end restores (N, Cout, ...).
-    cols = onp.tensordot(w, y, axes=([0], [1]))  # (Cout, kh, kw, N, H, W)
-    full = onp.zeros((cout, n, max(out_hw[0] + 2 * ph, (h - 1) * sh + kh),
-                      max(out_hw[1] + 2 * pw, (wd - 1) * sw + kw)), dtype=cols.dtype)
-    for a in range(kh):
-        for b in range(kw):
-            full[:, :, a:a + sh * h:sh, b:b + sw * wd:sw] += cols[:, a, b]
-    return onp.ascontiguousarray(full[:, :, ph:ph + out_hw[0], pw:pw + out_hw[1]].transpose(1, 0, 2, 3))
-    # END SOLUTION
+    cols = onp.matmul(w.reshape(len(w), -1).T, channel_rows(y))  # (Cout*kh*kw, H*W*N)
+    return col2im(cols, (y.shape[0], w.shape[1], *out_hw), w.shape[2:], stride, padding, y.shape[2:])
 
 
 @primitive
 def _conv2d_grad_weight(x, g, kernel, stride, padding):
     """dL/dw of conv2d: x (N, C, H, W), g = dL/dy (N, O, Ho, Wo) -> (O, C, kh, kw)."""
-    windows = _im2col_windows(x, kernel, stride, padding, g.shape[2:])
-    return onp.tensordot(g, windows, axes=([0, 2, 3], [0, 2, 3]))
+    cols = _im2col(x, kernel, stride, padding, g.shape[2:])  # (C*kh*kw, Ho*Wo*N)
+    return onp.matmul(channel_rows(g), cols.T).reshape(g.shape[1], x.shape[1], *kernel)
 
 
 # The VJPs. Each primitive is bilinear in its two array arguments, so the VJP for

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from minigen import ops
 from minigen.gradcheck import check_grad, numerical_grad, relative_error
+from minigen.im2col import col2im
 
 
 def close(a, b, tol=1e-5, scale=1.0):
@@ -114,6 +115,25 @@ def test_conv_transpose_is_the_adjoint_of_conv(data):
     lhs = np.sum(ops.conv2d(x, w, None, s, p) * y)
     rhs = np.sum(x * ops.conv_transpose2d(y, w, None, s, p, op))
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
+
+
+@given(data=st.data())
+def test_col2im_is_the_adjoint_of_im2col_in_the_documented_layout(data):
+    """cols[(c, a, b), (i, j, n)] = xpad[n, c, i*s + a, j*s + b], and <im2col(x), u> = <x, col2im(u)>."""
+    x, w, _, s, p, _ = data.draw(conv_case())
+    x = x.astype(np.float64)
+    (n, c, h, wd), (kh, kw) = x.shape, w.shape[2:]
+    hw = (ops.conv_output_size(h, kh, s, p), ops.conv_output_size(wd, kw, s, p))
+    cols = ops._im2col(x, (kh, kw), (s, s), (p, p), hw)
+    assert cols.shape == (c * kh * kw, hw[0] * hw[1] * n)
+    xpad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    i, j, k = (d.draw(st.integers(0, m - 1)) for d, m in ((data, hw[0]), (data, hw[1]), (data, n)))
+    window = xpad[k, :, i * s:i * s + kh, j * s:j * s + kw]  # (C, kh, kw)
+    np.testing.assert_array_equal(cols[:, (i * hw[1] + j) * n + k], window.ravel())
+    u = np.random.default_rng(5).standard_normal(cols.shape)
+    back = col2im(u, x.shape, (kh, kw), (s, s), (p, p), hw)
+    assert back.shape == x.shape
+    assert np.sum(cols * u) == pytest.approx(np.sum(x * back), rel=1e-10, abs=1e-10)
 
 
 @pytest.mark.parametrize("transpose", [False, True])

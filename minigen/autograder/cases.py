@@ -52,7 +52,7 @@ EXERCISES = (
     Exercise("batch_norm_backward", "batch norm's backward pass in training mode (dx, dγ, dβ)",
              ("backprop.batch_norm_backward",)),
     Exercise("conv2d_backward", "conv2d's backward pass in x: col2im (the transposed convolution)",
-             ("ops._conv_transpose2d",)),
+             ("im2col.col2im",)),
     Exercise("logistic_backward", "the VJPs of softplus and of BCE with logits",
              ("ops.softplus_grad", "ops.bce_grad_logits", "ops.bce_grad_targets")),
     Exercise("reparameterize_backward", "the reparameterization gradient: dz/dmu, dz/dlogvar, dz/deps",
