@@ -12,6 +12,7 @@ TINY = {"gan": {"hidden": "16"}, "wgan": {"hidden": "16"}, "wgan-gp": {"hidden":
         "dcgan": {"width": "4", "latent": "8"}, "cgan": {"hidden": "16"},
         "progressive": {"widths": "4,4,4", "latent": "8", "phase_images": "32"},
         "vaegan": {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"}}
+CONV_CGAN = {"arch": "conv", "width": "4", "latent": "8"}  # a second cgan, DCGAN's nets with batch norm
 LIVE = {"vaegan": "decoder"}  # the network sampled from, averaged as params[LIVE + "_average"]
 
 
@@ -27,11 +28,11 @@ def batch_for(t, digits, i, size=8):
     return (x, y) if t.needs_labels else (x,)
 
 
-@pytest.mark.parametrize("model", sorted(TINY))
-def test_the_average_is_the_running_average_of_the_recorded_weights(model, digits):
+@pytest.mark.parametrize("model, options", [(model, TINY[model]) for model in sorted(TINY)] + [("cgan", CONV_CGAN)])
+def test_the_average_is_the_running_average_of_the_recorded_weights(model, options, digits):
     """Record G's weights after every step and fold them by hand, a ← β a + (1 − β) θ from a = θ_0."""
     decay, steps, live = 0.8, 4, LIVE.get(model, "generator")
-    t = models.build(model, {**TINY[model], "ema": str(decay)}, np.random.default_rng(0))
+    t = models.build(model, {**options, "ema": str(decay)}, np.random.default_rng(0))
     recorded = [[np.array(p, np.float64) for p in leaves(t.params[live])]]
     for i in range(steps):
         t.step(batch_for(t, digits, i))
@@ -65,6 +66,21 @@ def test_samples_come_from_the_averaged_generator(digits):
     live = gan.sample(t.params, np.random.default_rng(3), 6)
     np.testing.assert_array_equal(t.sample(np.random.default_rng(3), 6), averaged)
     assert not np.allclose(averaged, live)
+
+
+def test_the_conv_cgan_samples_the_asked_digits_from_its_averaged_generator(digits):
+    """Sample i asks for class i % 10, from the averaged weights with their own batch-norm statistics
+    (measured with labels drawn as G's step draws them), not from the live generator."""
+    t = models.build("cgan", {**CONV_CGAN, "ema": "0.5"}, np.random.default_rng(0))
+    for i in range(3):
+        t.step(batch_for(t, digits, i))
+    averaged_g = t.sample.__self__
+    gan, stats = averaged_g.gan, averaged_g.batch_norm_statistics()
+    assert stats is not gan.state["generator"]  # measured afresh for the averaged weights
+    z = gan.sample_latent(np.random.default_rng(3), 12)
+    by_hand = gan.generate(t.params["generator_average"], z, np.arange(12) % 10, state=stats)
+    np.testing.assert_array_equal(t.sample(np.random.default_rng(3), 12), by_hand)
+    assert not np.allclose(by_hand, gan.sample(t.params, np.random.default_rng(3), 12))
 
 
 def test_counting_batch_norm_keeps_plain_means_of_the_batches(rng):

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from test_sample_quality import reference_frechet
 
-from minigen import nn, ops
+from minigen import models, nn, ops
 from minigen.data import load_mnist_sample, ring
 from minigen.demo import model_demo
 from minigen.metrics import classifier_outputs, sample_quality
-from minigen.models.cgan import ConditionalGAN, mlp_cgan
+from minigen.models.cgan import ConditionalGAN, conv_cgan, mlp_cgan
 from minigen.models.gan import RECIPES
 from minigen.optim import leaves
 
@@ -43,6 +43,49 @@ def test_both_networks_read_the_label(rng):
     np.testing.assert_array_equal(gan.sample(params, np.random.default_rng(1), 12)[10],
                                   gan.generate(params["generator"], gan.sample_latent(np.random.default_rng(1), 12),
                                                np.arange(12) % 10)[10])  # default labels: the classes in turn
+
+
+def test_the_conv_cgan_gives_d_the_label_as_constant_planes(rng):
+    gan = conv_cgan(latent=8, width=4)
+    params = gan.init(rng)
+    assert params["generator"][0]["W"].shape == (8 + 10, 2 * 4 * 7 * 7)  # DCGAN's G reads [z, onehot(y)]
+    assert params["discriminator"][0]["w"].shape == (4, 1 + 10, 4, 4)  # D's first conv: image + 10 label planes
+    x = np.random.default_rng(1).random((2, 1, 28, 28), dtype=np.float32)
+    d_in = gan.d_input(x, np.array([7, 0]))
+    assert d_in.shape == (2, 11, 28, 28) and d_in.dtype == np.float32
+    np.testing.assert_array_equal(d_in[:, :1], x)
+    np.testing.assert_array_equal(d_in[:, 1:].max(axis=(2, 3)), ops.one_hot(np.array([7, 0]), 10))
+    np.testing.assert_array_equal(d_in[:, 1:].min(axis=(2, 3)), ops.one_hot(np.array([7, 0]), 10))  # constant
+    packed = ConditionalGAN(gan.generator, gan.discriminator, 8, (1, 28, 28), pack=2, label_input="planes")
+    assert packed.d_input(x, np.array([7, 0])).shape == (1, 22, 28, 28)
+
+
+def test_the_conv_cgans_networks_both_read_the_label(rng):
+    """Same z or same image, another label: another image from G, another score from D."""
+    gan = conv_cgan(latent=8, width=4)
+    params = gan.init(rng)
+    z = np.repeat(gan.sample_latent(rng, 1), 4, axis=0)
+    images = gan.generate(params["generator"], z, np.array([3, 3, 5, 9]))
+    assert images.shape == (4, 1, 28, 28) and images.dtype == np.float32
+    np.testing.assert_array_equal(images[0], images[1])  # same z, same label
+    assert np.abs(images[0] - images[2]).max() > 1e-4 and np.abs(images[0] - images[3]).max() > 1e-4
+    same = np.repeat(images[:1], 4, axis=0)
+    scores = gan.score(params["discriminator"], same, np.array([3, 3, 5, 9]))
+    assert scores.shape == (4, 1) and scores[0, 0] == scores[1, 0]
+    assert abs(scores[0, 0] - scores[2, 0]) > 1e-6 and abs(scores[0, 0] - scores[3, 0]) > 1e-6
+
+
+def test_cgan_options_are_checked_where_they_enter():
+    with pytest.raises(ValueError, match="arch must be one of mlp, conv"):
+        models.build("cgan", {"arch": "resnet"}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="option width sizes arch=conv, not arch=mlp"):
+        models.build("cgan", {"width": "32"}, np.random.default_rng(0))  # arch=mlp is the default
+    with pytest.raises(ValueError, match="option hidden sizes arch=mlp"):
+        models.build("cgan", {"arch": "conv", "hidden": "32"}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="label_input must be one of"):
+        ConditionalGAN(nn.Dense(2), nn.Dense(1), 2, (2,), label_input="channels")
+    with pytest.raises(ValueError, match=r"needs images \(C, H, W\)"):
+        ConditionalGAN(nn.Dense(2), nn.Dense(1), 2, (2,), label_input="planes")
 
 
 def test_missing_or_misshapen_labels_are_refused_by_name(rng):

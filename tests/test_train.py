@@ -155,6 +155,7 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
 
 @pytest.mark.parametrize("model, options", [("gan", {"hidden": "16"}), ("dcgan", {"width": "4", "latent": "8"}),
                                             ("wgan-gp", {"hidden": "16"}), ("cgan", {"hidden": "16"}),
+                                            ("cgan", {"arch": "conv", "width": "4", "latent": "8", "ema": "0.9"}),
                                             ("dcgan", {"width": "4", "latent": "8", "ema": "0.9"}),
                                             ("progressive", {"widths": "4,4,4", "phase_images": "40", "ema": "0.9"}),
                                             ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "ema": "0.9"}),

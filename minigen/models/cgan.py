@@ -1,18 +1,24 @@
 """Conditional GAN (Mirza & Osindero 2014): G(z, y) and D(x, y), both told the class y.
 
-Each network gets the one-hot label appended to its input (minigen.ops.append_condition):
+Each network gets the one-hot label appended to its input (minigen.ops.append_condition).
+Two architectures, `--set arch=mlp` (the default) or `--set arch=conv`:
 
-    G: [z, onehot(y)] (100 + 10) -> Dense 256 ReLU -> Dense 784 Sigmoid -> (1, 28, 28)
-    D: [flatten(x), onehot(y)] (784 + 10) -> Dense 256 LeakyReLU(0.2) -> Dense 1 (a logit)
+    mlp   G: [z, onehot(y)] (100 + 10) -> Dense 256 ReLU -> Dense 784 Sigmoid -> (1, 28, 28)
+          D: [flatten(x), onehot(y)] (784 + 10) -> Dense 256 LeakyReLU(0.2) -> Dense 1 (a logit)
+    conv  G: [z, onehot(y)] (100 + 10) -> the DCGAN generator (minigen.models.dcgan) -> (1, 28, 28)
+          D: x with onehot(y) as 10 constant planes, (1 + 10, 28, 28) -> the DCGAN discriminator
 
 D's question becomes "is x a real image *of class y*?", so a G that draws a fine 3
-when asked for a 7 loses; that is what makes the label steer the sample. These are
-the lecture's MLP GAN nets plus the label, twice as wide (`--set hidden=128` for the
+when asked for a 7 loses; that is what makes the label steer the sample. The MLP nets
+are the lecture's MLP GAN plus the label, twice as wide (`--set hidden=128` for the
 lecture's width; the README's GAN section scores both widths, and says how often the
-classifier reads each one's samples as the asked-for digit).
+classifier reads each one's samples as the asked-for digit). The conv nets are DCGAN's
+(Radford et al. 2016), `--set width=64` by default (32 is cheaper on a CPU); giving D
+the label as constant planes lets every filter of its first convolution see the class at
+every position, the usual way to condition a convolutional D.
 Training is the GAN's alternating step (minigen.models.gan.make_gan_step) on
-minibatches of (image, label): D sees the fakes with the real minibatch's labels, G's
-step draws labels uniformly.
+minibatches of (image, label), with DCGAN's Adam(2e-4, 0.5) unless --lr is given: D sees
+the fakes with the real minibatch's labels, G's step draws labels uniformly.
 """
 from dataclasses import dataclass
 
@@ -21,21 +27,32 @@ import numpy as onp
 
 from minigen import nn
 from minigen.models import gan as gan_family
+from minigen.models.dcgan import dcgan_discriminator, dcgan_generator
 from minigen.models.gan import GAN
 from minigen.models.trainable import configure
 from minigen.ops import append_condition, one_hot
+
+LABEL_INPUTS = ("features", "planes")  # how D is told the label: see ConditionalGAN
 
 
 class ConditionalGAN(GAN):
     """A GAN whose generator and discriminator both read the label y: (N,) ints in [0, n_classes).
 
-    generator: a Layer from (latent + n_classes,) to data_shape; discriminator: a Layer
-    from the flattened example plus the label, (prod(data_shape) + n_classes,), to one score.
+    generator: a Layer from (latent + n_classes,) to data_shape. discriminator: a Layer from
+    what d_input makes, by label_input:
+        "features"  [flatten(x), onehot(y)]: (prod(data_shape) + n_classes,), for an MLP;
+        "planes"    x with onehot(y) as n_classes constant planes: (C + n_classes, H, W), for a
+                    convolutional D (data_shape (C, H, W)).
     """
 
-    def __init__(self, generator, discriminator, latent, data_shape, n_classes=10, pack=1):
+    def __init__(self, generator, discriminator, latent, data_shape, n_classes=10, pack=1, label_input="features"):
         if int(n_classes) != n_classes or n_classes < 2:
             raise ValueError(f"a conditional GAN needs n_classes >= 2, got {n_classes!r}")
+        if label_input not in LABEL_INPUTS:
+            raise ValueError(f"label_input must be one of {', '.join(LABEL_INPUTS)}, got {label_input!r}")
+        if label_input == "planes" and len(data_shape) != 3:
+            raise ValueError(f"label_input='planes' needs images (C, H, W), got data_shape {tuple(data_shape)}")
+        self.label_input = label_input
         super().__init__(generator, discriminator, latent, data_shape, pack=pack, n_classes=n_classes)
 
     def sample_labels(self, rng, n):
@@ -48,9 +65,12 @@ class ConditionalGAN(GAN):
                                 train=train, state=state)
 
     def d_input(self, x, y=None):
-        """[flatten(x), onehot(y)], packed: (N, *data_shape) -> (N/pack, pack·(D + n_classes))."""
+        """x with its labels, packed: "features": (N, *data_shape) -> (N/pack, pack·(D + n_classes));
+        "planes": (N, C, H, W) -> (N/pack, pack·(C + n_classes), H, W)."""
         n = onp.shape(x)[0]
-        return self.pack(append_condition(np.reshape(x, (n, -1)), one_hot(y, self.n_classes, n)))
+        if self.label_input == "features":
+            x = np.reshape(x, (n, -1))  # (N, D)
+        return self.pack(append_condition(x, one_hot(y, self.n_classes, n)))
 
     def sample(self, params, rng, n, y=None, state=None):
         """n fakes; by default the classes in turn, 0, 1, ..., so a 10-column grid has one digit per column."""
@@ -65,17 +85,34 @@ def mlp_cgan(latent=100, hidden=256, image_shape=(1, 28, 28), n_classes=10):
     return ConditionalGAN(g, d, latent, image_shape, n_classes)
 
 
-VARIANTS = {"cgan": "conditional GAN: the MLP GAN (256 wide) with the label fed to G and D, Adam(2e-4, 0.5)"}
+def conv_cgan(latent=100, width=64, image_shape=(1, 28, 28), n_classes=10):
+    """DCGAN's nets with the label: G reads [z, onehot(y)], D the image plus label planes (module docstring)."""
+    return ConditionalGAN(dcgan_generator(width, image_shape[0]), dcgan_discriminator(width), latent, image_shape,
+                          n_classes, label_input="planes")
+
+
+VARIANTS = {"cgan": "conditional GAN: the MLP GAN (256 wide; --set arch=conv: the DCGAN) with the label fed to "
+                    "G and D, Adam(2e-4, 0.5)"}
+ARCHITECTURES = {"mlp": "hidden", "conv": "width"}  # each architecture and the size option it reads
 
 
 @dataclass(frozen=True)
 class CGANConfig:
     latent: int = 100
-    hidden: int = 256
+    arch: str = "mlp"  # mlp (the lecture's MLP GAN) or conv (DCGAN's nets)
+    hidden: int = 256  # arch=mlp: the width of each MLP's hidden layer
+    width: int = 64  # arch=conv: DCGAN's w, the channels of G's last and D's first convolution
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
 
 
 def build(name, options, rng, lr=None):
     """The Trainable for `minigen train cgan`."""
     cfg = configure(CGANConfig(), options)
-    return gan_family.trainable(mlp_cgan(cfg.latent, cfg.hidden), gan_family.RECIPES["gan"], rng, lr, cfg.ema)
+    if cfg.arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {cfg.arch!r}")
+    for arch, size in ARCHITECTURES.items():  # a size for the other architecture would be silently ignored
+        if arch != cfg.arch and size in options:
+            raise ValueError(f"option {size} sizes arch={arch}, not arch={cfg.arch} (its size option: "
+                             f"{ARCHITECTURES[cfg.arch]})")
+    gan = mlp_cgan(cfg.latent, cfg.hidden) if cfg.arch == "mlp" else conv_cgan(cfg.latent, cfg.width)
+    return gan_family.trainable(gan, gan_family.RECIPES["gan"], rng, lr, cfg.ema)

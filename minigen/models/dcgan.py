@@ -29,8 +29,19 @@ from minigen.models.trainable import configure
 CRITIC_NORMS = {"batch": nn.BatchNorm, "layer": nn.LayerNorm, "none": None}
 
 
-def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch"):
-    """The DCGAN generator and discriminator as a GAN (see the module docstring).
+def dcgan_generator(width=64, channels=1):
+    """G's stack (module docstring): its input (latent,) -> (channels, 28, 28) in [0, 1].
+    The input size is read at init, so the conditional GAN (minigen.models.cgan) feeds it [z, onehot(y)]."""
+    w = width
+    return nn.Sequential(
+        nn.Dense(2 * w * 7 * 7, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(), nn.Reshape((2 * w, 7, 7)),
+        nn.ConvTranspose2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(),
+        nn.ConvTranspose2d(channels, 4, stride=2, padding=1, w_init=dcgan_normal), nn.Sigmoid())
+
+
+def dcgan_discriminator(width=64, critic_norm="batch"):
+    """D's stack (module docstring): (C, 28, 28) -> (1,), a logit. The channels C are read at init:
+    1 for an image, 1 + 10 when the conditional GAN appends the label as constant planes.
 
     critic_norm: D's normalisation after its second convolution, "batch" (the paper's),
     "layer" or "none" (for WGAN-GP, whose penalty is on each example's own gradient,
@@ -38,17 +49,17 @@ def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch"):
     """
     if critic_norm not in CRITIC_NORMS:
         raise ValueError(f"critic_norm must be one of {', '.join(CRITIC_NORMS)}, got {critic_norm!r}")
-    w, channels = width, image_shape[0]
-    critic_norm = [CRITIC_NORMS[critic_norm]()] if CRITIC_NORMS[critic_norm] else []
-    generator = nn.Sequential(
-        nn.Dense(2 * w * 7 * 7, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(), nn.Reshape((2 * w, 7, 7)),
-        nn.ConvTranspose2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.BatchNorm(), nn.ReLU(),
-        nn.ConvTranspose2d(channels, 4, stride=2, padding=1, w_init=dcgan_normal), nn.Sigmoid())
-    discriminator = nn.Sequential(
+    w = width
+    norm = [CRITIC_NORMS[critic_norm]()] if CRITIC_NORMS[critic_norm] else []
+    return nn.Sequential(
         nn.Conv2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.LeakyReLU(0.2),
-        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), *critic_norm, nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), *norm, nn.LeakyReLU(0.2),
         nn.Flatten(), nn.Dense(1, w_init=dcgan_normal))
-    return GAN(generator, discriminator, latent, image_shape)
+
+
+def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch"):
+    """The DCGAN generator and discriminator as a GAN (see the module docstring and dcgan_discriminator)."""
+    return GAN(dcgan_generator(width, image_shape[0]), dcgan_discriminator(width, critic_norm), latent, image_shape)
 
 
 VARIANTS = {"dcgan": "DCGAN (conv, batch norm, N(0, 0.02) init), non-saturating loss, Adam(2e-4, 0.5)"}
