@@ -34,15 +34,17 @@ from minigen.models.classifier import build_classifier, make_train_step
 from minigen.optim import Adam
 
 
-def model_demo(model, doc, epochs, batch_size=128, lr=None, presets=None, argv=None):
+def model_demo(model, doc, epochs, batch_size=128, lr=None, options=(), presets=None, argv=None):
     """Train `model`, then draw and score it (module docstring). Returns (trainable, run directory).
 
     epochs, batch_size, lr: the demo's defaults (lr None: the model's paper's); flags in argv win.
+    options: more default options of `minigen train`, e.g. ("--set", "ema=0.999", "--minutes", "15").
     presets: {name: [options of `minigen train`]}, e.g. {"long": ["--minutes", "60"]}, one chosen by
     `--preset NAME` in argv; its options override the defaults, and flags given in argv override it.
     """
     argv, presets = sys.argv[1:] if argv is None else list(argv), presets or {}
-    defaults = ["--epochs", str(epochs), "--batch-size", str(batch_size), *([] if lr is None else ["--lr", str(lr)])]
+    defaults = ["--epochs", str(epochs), "--batch-size", str(batch_size), *([] if lr is None else ["--lr", str(lr)]),
+                *options]
     if {"-h", "--help"} & set(argv):
         listed = "".join(f"\n  --preset {name:10s} {' '.join(extra)}" for name, extra in presets.items())
         print(doc.strip() + f"\n\nOptions are those of `minigen train` below (the demo's defaults: "
