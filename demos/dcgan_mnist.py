@@ -18,8 +18,8 @@ from minigen.demo import model_demo
 
 BUDGET = ["--set", "width=32", "--set", "ema=0.999", "--minutes", "15"]
 PRESETS = {
-    "long": ["--minutes", "60"],
-    "paper": ["--set", "width=64", "--set", "ema=0", "--lr", "2e-4", "--epochs", "3", "--minutes", "1000"],
+    "long": ["--set", "width=32", "--set", "ema=0.999", "--minutes", "60"],
+    "paper": ["--set", "width=64", "--lr", "2e-4", "--epochs", "3"],
 }
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ sample grid in samples/, the loss curve, a checkpoint), then
 and prints the scores in a table with the real-data references, since a FID alone means little.
 Every option of `minigen train` can be given to the demo; the demo's defaults come first.
 A demo may offer presets, named lists of such options (`--preset long`, say, for a longer
-budget); a preset's options come after the defaults and before the options given, so
-options given explicitly still win.
+budget). A preset takes the place of the demo's default options (not of its epochs,
+batch size and learning rate, which it may set again), so a preset never inherits a
+default it did not ask for; options given explicitly still win.
 
 train_classifier trains a digit classifier in the same training loop, for
 demos/classifier_mnist.py and demos/cvae_mnist.py. This module sits above the
@@ -40,16 +41,17 @@ def model_demo(model, doc, epochs, batch_size=128, lr=None, options=(), presets=
     epochs, batch_size, lr: the demo's defaults (lr None: the model's paper's); flags in argv win.
     options: more default options of `minigen train`, e.g. ("--set", "ema=0.999", "--minutes", "15").
     presets: {name: [options of `minigen train`]}, e.g. {"long": ["--minutes", "60"]}, one chosen by
-    `--preset NAME` in argv; its options override the defaults, and flags given in argv override it.
+    `--preset NAME` in argv; its options replace `options` and override epochs, batch_size and lr,
+    and flags given in argv override it.
     """
     argv, presets = sys.argv[1:] if argv is None else list(argv), presets or {}
-    defaults = ["--epochs", str(epochs), "--batch-size", str(batch_size), *([] if lr is None else ["--lr", str(lr)]),
-                *options]
+    defaults = ["--epochs", str(epochs), "--batch-size", str(batch_size), *([] if lr is None else ["--lr", str(lr)])]
     if {"-h", "--help"} & set(argv):
         listed = "".join(f"\n  --preset {name:10s} {' '.join(extra)}" for name, extra in presets.items())
         print(doc.strip() + f"\n\nOptions are those of `minigen train` below (the demo's defaults: "
-              f"{' '.join(defaults)})." + (f"\nPresets (options given explicitly win):{listed}" if presets else "")
-              + "\n")
+              f"{' '.join([*defaults, *options])})."
+              + (f"\nPresets (each replaces the default options; options given explicitly win):{listed}"
+                 if presets else "") + "\n")
         return cli.main(["train", "--help"])
     where = argparse.ArgumentParser(add_help=False)
     for flag in ("--out", "--data-dir", "--resume", "--preset"):
@@ -62,7 +64,7 @@ def model_demo(model, doc, epochs, batch_size=128, lr=None, options=(), presets=
     out = Path(known.resume or known.out or cli.next_free_dir(Path("runs") / model))
     run = ["--resume", str(out)] if known.resume else [model, "--out", str(out)]
     given = without(argv, {"--resume": known.resume, "--preset": known.preset})
-    code = cli.main(["train", *run, *defaults, *presets.get(known.preset, []), *given])
+    code = cli.main(["train", *run, *defaults, *presets.get(known.preset, options), *given])
     if code:
         raise SystemExit(code)
     config, trainable = train.load_run(out)

@@ -152,8 +152,9 @@ def test_minutes_stops_a_run_early_records_the_budget_and_a_resume_takes_a_new_o
 
 
 def test_demo_presets_apply_under_explicit_flags_and_unknown_ones_are_named(tmp_path, capsys, monkeypatch):
-    """A preset's options come after the demo's defaults and before the flags given, so a flag given
-    wins; an unknown preset is refused naming the known ones; --help lists them. samples.png: 8 x 8."""
+    """A preset's options replace the demo's default options and come before the flags given, so a
+    flag given wins; an unknown preset is refused naming the known ones; --help lists them and the
+    default options. samples.png: 8 x 8."""
     import json
 
     from minigen import viz
@@ -162,14 +163,18 @@ def test_demo_presets_apply_under_explicit_flags_and_unknown_ones_are_named(tmp_
     with pytest.raises(SystemExit, match="unknown preset 'huge'; choose from: tiny, long"):
         model_demo("gan", "doc", epochs=20, batch_size=64, presets=presets, argv=["--preset", "huge"])
     with pytest.raises(SystemExit):  # argparse's --help exits 0
-        model_demo("gan", "doc", epochs=20, batch_size=64, presets=presets, argv=["--help"])
-    assert "--preset tiny       --set hidden=8 --epochs 1 --batch-size 256" in capsys.readouterr().out
+        model_demo("gan", "doc", epochs=20, batch_size=64, options=["--set", "latent=4"], presets=presets,
+                   argv=["--help"])
+    shown = capsys.readouterr().out
+    assert "--preset tiny       --set hidden=8 --epochs 1 --batch-size 256" in shown
+    assert "--epochs 20 --batch-size 64 --set latent=4" in shown
     grids, draw = [], viz.save_image_grid
     monkeypatch.setattr(viz, "save_image_grid", lambda images, path, ncol=8, **kw: (
         grids.append((path.name, images.shape[0], ncol)), draw(images, path, ncol, **kw))[1])
     out = tmp_path / "run"
-    model_demo("gan", "doc", epochs=20, batch_size=64, presets=presets,
+    model_demo("gan", "doc", epochs=20, batch_size=64, options=["--set", "latent=4"], presets=presets,
                argv=["--sample", "--preset=tiny", "--set", "hidden=12", "--out", str(out)])
     config = json.loads((out / "config.json").read_text())
+    # latent=4, a default option, is gone: the preset took the default options' place
     assert (config["options"], config["epochs"], config["batch_size"]) == ({"hidden": "12"}, 1, 256)
     assert ("samples.png", 64, 8) in grids
