@@ -254,6 +254,16 @@ def test_the_lecture_mlp_gan_has_the_lecture_shapes_and_trains_in_float32(rng):
         assert array.dtype == np.float32
 
 
+def test_a_deeper_mlp_gan_doubles_g_widths_and_d_mirrors_them(rng):
+    gan = mlp_gan(hidden=8, layers=3, g_norm=True)
+    params = gan.init(rng)
+    g_shapes = [p["W"].shape for p in params["generator"] if p and "W" in p]
+    assert g_shapes == [(100, 8), (8, 16), (16, 32), (32, 784)]
+    assert [p["W"].shape for p in params["discriminator"] if p] == [(784, 32), (32, 16), (16, 8), (8, 1)]
+    assert gan.generator.name.startswith("Sequential(Dense(8), BatchNorm(") and gan.generator.name.count("BatchNorm") == 3
+    assert "BatchNorm" not in gan.discriminator.name
+
+
 def test_wgan_step_with_clipping_keeps_every_critic_weight_in_range(rng):
     gan = toy_gan(hidden=16, depth=2)
     params = gan.init(rng)

@@ -110,16 +110,20 @@ class GAN:
 
 # --- Architectures ---------------------------------------------------------------------
 
-def mlp_gan(latent=100, hidden=128, image_shape=(1, 28, 28)):
-    """The lecture's MLP GAN for MNIST.
+def mlp_gan(latent=100, hidden=128, image_shape=(1, 28, 28), layers=1, g_norm=False):
+    """The lecture's MLP GAN for MNIST (layers=1), and deeper ones.
 
     G: z (100) -> Dense 128 ReLU -> Dense 784 Sigmoid -> (1, 28, 28) in [0, 1]
     D: 784 -> Dense 128 LeakyReLU(0.2) -> Dense 1 (a logit)
+    Each further layer doubles G's width, hidden·2^i, and D mirrors G, widest first:
+    layers=2, hidden=256 gives G 100-256-512-784 and D 784-512-256-1. g_norm: batch norm
+    before each of G's ReLUs, DCGAN's advice (Radford et al. 2016) that holds for an MLP G too.
     """
-    pixels = int(onp.prod(image_shape))
-    g = nn.Sequential(nn.Dense(hidden), nn.ReLU(), nn.Dense(pixels), nn.Sigmoid(), nn.Reshape(image_shape))
-    d = nn.Sequential(nn.Flatten(), nn.Dense(hidden), nn.LeakyReLU(0.2), nn.Dense(1))
-    return GAN(g, d, latent, image_shape)
+    pixels, widths = int(onp.prod(image_shape)), [hidden * 2 ** i for i in range(layers)]
+    g = [layer for w in widths for layer in (nn.Dense(w), *([nn.BatchNorm()] if g_norm else []), nn.ReLU())]
+    d = [layer for w in reversed(widths) for layer in (nn.Dense(w), nn.LeakyReLU(0.2))]
+    return GAN(nn.Sequential(*g, nn.Dense(pixels), nn.Sigmoid(), nn.Reshape(image_shape)),
+               nn.Sequential(nn.Flatten(), *d, nn.Dense(1)), latent, image_shape)
 
 
 def toy_gan(latent=2, hidden=128, depth=3, pack=1, dim=2):
@@ -297,7 +301,9 @@ VARIANTS = {
 @dataclass(frozen=True)
 class GANConfig:
     latent: int = 100
-    hidden: int = 128
+    hidden: int = 128  # the width of G's first (and D's last) hidden layer
+    layers: int = 1  # hidden layers per network, each of G's twice as wide as the one before
+    g_norm: bool = False  # batch norm in G
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
 
 
@@ -323,4 +329,5 @@ def build(name, options, rng, lr=None):
     """The Trainable for `minigen train NAME` (name in VARIANTS), options applied to GANConfig."""
     from minigen.models.trainable import configure
     cfg = configure(GANConfig(), options)
-    return trainable(mlp_gan(cfg.latent, cfg.hidden), RECIPES[name], rng, lr, cfg.ema)
+    return trainable(mlp_gan(cfg.latent, cfg.hidden, layers=cfg.layers, g_norm=cfg.g_norm), RECIPES[name], rng, lr,
+                     cfg.ema)
