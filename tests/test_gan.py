@@ -260,7 +260,8 @@ def test_a_deeper_mlp_gan_doubles_g_widths_and_d_mirrors_them(rng):
     g_shapes = [p["W"].shape for p in params["generator"] if p and "W" in p]
     assert g_shapes == [(100, 8), (8, 16), (16, 32), (32, 784)]
     assert [p["W"].shape for p in params["discriminator"] if p] == [(784, 32), (32, 16), (16, 8), (8, 1)]
-    assert gan.generator.name.startswith("Sequential(Dense(8), BatchNorm(") and gan.generator.name.count("BatchNorm") == 3
+    g_name = gan.generator.name
+    assert g_name.startswith("Sequential(Dense(8), BatchNorm(") and g_name.count("BatchNorm") == 3
     assert "BatchNorm" not in gan.discriminator.name
 
 
