@@ -90,10 +90,8 @@ def report(trainable, config, out):
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     records = [r for r in logged if "summary" not in r]
     viz.save_training_panels(records, out / "curves.png", f"{config['model']}: per-step training metrics")
-    # A square grid: 8 x 8 samples. A conditional model draws sample i for class i % 10, one class
-    # per column, so its grid is 10 x 10: every class ten times, and no ragged last row.
-    n = trainable.picture_columns ** 2 if trainable.needs_labels else 64
-    viz.save_image_grid(trainable.sample(np.random.default_rng(0), n), out / "samples.png", trainable.picture_columns)
+    viz.save_image_grid(trainable.sample(np.random.default_rng(0), trainable.picture_count()), out / "samples.png",
+                        trainable.picture_columns)
     (x, _), (x_test, y_test) = cli.load_data("train", config), cli.load_data("test", config)
     print(f"scoring {len(x_test)} samples for each of 3 seeds against {len(x_test)} test images "
           f"(the shipped classifier's features)")

@@ -69,10 +69,11 @@ class Run:
     The caller should hold the folder's runlock.RunLock (the CLI does).
     """
 
-    def __init__(self, out, trainable, rng, config, resume=False, checkpoint_every=None, n_pictures=64,
+    def __init__(self, out, trainable, rng, config, resume=False, checkpoint_every=None, n_pictures=None,
                  overwrite=False, changes=None, notify=None):
         self.out, self.trainable, self.rng, self.config = Path(out), trainable, rng, config
-        self.resume, self.checkpoint_every, self.n_pictures = resume, checkpoint_every, n_pictures
+        self.resume, self.checkpoint_every = resume, checkpoint_every
+        self.n_pictures = trainable.picture_count() if n_pictures is None else n_pictures
         self.checkpoint_path, self.log_path = self.out / "checkpoint.npz", self.out / "metrics.jsonl"
         self.remedies, self.changes, self.notify = trainable.remedies, dict(changes or {}), notify or _warn
         self._pending = None  # a checkpoint waiting for one more finite step to vouch for its weights

@@ -1,6 +1,7 @@
 """The conditional GAN: labels reach both networks, steer the samples, and are scored."""
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from test_sample_quality import reference_frechet
@@ -166,6 +167,9 @@ def test_the_cgan_demo_trains_draws_and_scores_on_the_sample(tmp_path, capsys):
     assert where == out and trainable.needs_labels and trainable.picture_columns == 10
     for name in ("curves.png", "samples.png", "eval.json", "checkpoint.npz", "samples/epoch_001.png"):
         assert (out / name).is_file(), name
+    for name in ("samples.png", "samples/epoch_001.png"):  # 10 x 10 digits of 28 x 28, no ragged row
+        grid = plt.imread(out / name)
+        assert abs(grid.shape[0] - grid.shape[1]) < 5 and grid.shape[0] > 10 * 28, (name, grid.shape)
     printed = capsys.readouterr().out
     assert "real digits" in printed and "asked-for label" in printed and "±" in printed
     assert "lit background" in printed and printed.count("\nagree ") == 1  # the per-digit table

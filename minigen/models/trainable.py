@@ -50,6 +50,11 @@ class Trainable:
     minibatches_per_step: int = 1
     picture_columns: int = 8
 
+    def picture_count(self):
+        """Samples for a square grid: 8 x 8; a conditional model's 10 x 10, one class per column,
+        every class ten times and no ragged last row."""
+        return self.picture_columns ** 2
+
 
 def check_finite(name, value):
     """Raise NonFiniteError naming `name` if the scalar `value` is NaN or Inf; return it as a float."""
