@@ -12,7 +12,8 @@ training images in the same order and draw the same z, so until float rounding
 parts them they take the same steps; what differs is how many steps fit in a minute.
 
 Each trains for --minutes of training time, one after the other (minigen first),
-with the same threads for numpy's BLAS and torch. Every --every minutes of training
+each in a fresh process, so that neither inherits the other's heap, caches or
+thread pools, with the same threads for numpy's BLAS and torch. Every --every minutes of training
 the clock stops and the averaged generator is scored by the shipped classifier
 (minigen.metrics.sample_quality): FID of --n samples against the 10,000 test images,
 and the score, each the mean ± sd over sample seeds 0, 1, 2 (the same z for both
@@ -21,6 +22,8 @@ libraries). Writes table.json and fid_vs_time.png to --out.
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from functools import partial
@@ -29,6 +32,7 @@ from pathlib import Path
 from common import machine_header, pin_threads
 
 SAMPLE_SEEDS = (0, 1, 2)
+LIBRARIES = ("minigen", "torch")
 
 
 def parse_args(argv=None):
@@ -44,7 +48,10 @@ def parse_args(argv=None):
     p.add_argument("--ema", type=float, default=0.999, help="decay of the averaged generator")
     p.add_argument("--out", default="runs/gan_quality")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
+    p.add_argument("--library", choices=LIBRARIES, help="train and score this one only (the parent runs each so)")
     args = p.parse_args(argv)
+    if args.n < 2:
+        raise SystemExit(f"--n must be at least 2 (FID fits a covariance to the samples), got {args.n}")
     if not 0 < args.every <= args.minutes:
         raise SystemExit(f"--every must be in (0, --minutes]; got --every {args.every}, --minutes {args.minutes}")
     return args
@@ -106,15 +113,15 @@ def torch_contender(gan, twin, recipe, ema, noise_seed):
     return train_step, generate
 
 
-def contenders(seed, width, lr, ema):
-    """{"minigen": ..., "torch": ...} (see minigen_contender) from one initialisation: the twin copies
-    the weights before minigen trains them in place. The noise of each step is drawn from seed + 2."""
+def contender(library, seed, width, lr, ema):
+    """(gan, (train_step, generate)) of "minigen" or "torch" (see minigen_contender). Both start from
+    the weights of gan.init with `seed`, the twin's copied by interop; both draw their noise from seed + 2."""
     gan = dcgan(width=width)
     params = gan.init(np.random.default_rng(seed))
-    twin = TorchGAN(gan, params)
     recipe = replace(RECIPES["gan"], lr=lr)  # the non-saturating GAN, Adam betas (0.5, 0.999)
-    return gan, {"minigen": minigen_contender(gan, params, recipe, ema, seed + 2),
-                 "torch": torch_contender(gan, twin, recipe, ema, seed + 2)}
+    if library == "minigen":
+        return gan, minigen_contender(gan, params, recipe, ema, seed + 2)
+    return gan, torch_contender(gan, TorchGAN(gan, params), recipe, ema, seed + 2)
 
 
 def score(gan, generate, reference, n, chunk=1000):
@@ -182,21 +189,31 @@ def save_plot(rows, path, title):
     fig.savefig(path, dpi=100)
 
 
+def run_library(args):
+    """The child process: train and score one library, write its rows to --out/<library>.json."""
+    machine_header(args.threads)  # sets torch.set_num_threads(args.threads)
+    (x, _), (x_test, _) = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+    gan, (train_step, generate) = contender(args.library, args.seed, args.width, args.lr, args.ema)
+    rows = race(args.library, train_step, partial(score, gan, generate, x_test, args.n), x, args)
+    with open(Path(args.out) / f"{args.library}.json", "w") as f:
+        json.dump(rows, f, indent=2)
+
+
 def main():
     args = parse_args()
-    header = machine_header(args.threads)  # also torch.set_num_threads(args.threads)
-    (x, _), (x_test, _) = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    gan, runs = contenders(args.seed, args.width, args.lr, args.ema)
-    rows = []
-    for name, (train_step, generate) in runs.items():  # one after the other, never at once
-        rows += race(name, train_step, partial(score, gan, generate, x_test, args.n), x, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.library:
+        return run_library(args)
+    header = machine_header(args.threads)
+    rows = []
+    for library in LIBRARIES:  # one after the other, each in a fresh process: no heap or state shared
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--library", library], check=True)
+        rows += json.loads((out / f"{library}.json").read_text())
     title = f"DCGAN width {args.width}, {args.threads} threads, load {os.getloadavg()[0]:.1f} at the end"
     print(f"\n{title}\n{header}\n\n{table(rows)}")
     with open(out / "table.json", "w") as f:
-        json.dump({"machine": header, "load_average_at_end": os.getloadavg(), "args": vars(args), "rows": rows},
-                  f, indent=2)
+        json.dump({"machine": header, "args": vars(args), "rows": rows}, f, indent=2)
     save_plot(rows, out / "fid_vs_time.png", title)
     print(f"wrote {out / 'table.json'} and {out / 'fid_vs_time.png'}")
 

@@ -12,8 +12,8 @@ import gan_quality  # noqa: E402
 
 def test_twin_takes_the_same_steps_and_averages_alike():
     # decay 0.5 rather than 0.999: an average that started from the wrong weights shows at once
-    gan, runs = gan_quality.contenders(seed=0, width=8, lr=1e-3, ema=0.5)
-    (ours, our_generate), (theirs, their_generate) = runs["minigen"], runs["torch"]
+    gan, (ours, our_generate) = gan_quality.contender("minigen", seed=0, width=8, lr=1e-3, ema=0.5)
+    _, (theirs, their_generate) = gan_quality.contender("torch", seed=0, width=8, lr=1e-3, ema=0.5)
     rng = np.random.default_rng(5)
     for _ in range(2):
         real = rng.random((16, 1, 28, 28), dtype=np.float32)
