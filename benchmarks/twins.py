@@ -3,6 +3,7 @@
 A minigen Dense stores W as (in, out); torch's Linear stores (out, in): interop
 transposes on the way over and back. The loss is the same formula, written in torch.
 """
+import numpy as np
 import torch
 
 from minigen import interop
@@ -47,6 +48,17 @@ class TorchVAE(torch.nn.Module):
 
 # --- GANs -------------------------------------------------------------------------------------
 
+def draws_like_minigen(rng, n, latent):
+    """The noise of one minigen GAN step (make_gan_step with n_critic = 1, no labels, no packing),
+    drawn from the numpy Generator `rng` in make_gan_step's order: z for D's fakes, then ε for a
+    gradient penalty (drawn even when the recipe has none, so it is drawn and dropped here too),
+    then z for G's step. Returns (z_d, z_g), each an (n, latent) float32 tensor."""
+    z_d = rng.standard_normal((n, latent), dtype=np.float32)
+    rng.random(n, dtype=np.float32)  # make_gan_step's ε
+    z_g = rng.standard_normal((n, latent), dtype=np.float32)
+    return torch.from_numpy(z_d), torch.from_numpy(z_g)
+
+
 def torch_discriminator_loss(real_logits, fake_logits):
     """-E[log D(x)] - E[log(1 - D(G(z)))] from logits."""
     return torch.nn.functional.softplus(-real_logits).mean() + torch.nn.functional.softplus(fake_logits).mean()
@@ -85,20 +97,66 @@ class TorchGAN(torch.nn.Module):
             value = value + weight * ((slopes.flatten(1).norm(dim=1) - 1) ** 2).mean()
         return value
 
-    def step(self, real, recipe, d_loss, g_loss):
-        """One D step then one G step, with the recipe's Adam settings (as minigen's make_gan_step)."""
+    def step(self, real, recipe, d_loss, g_loss, rng=None):
+        """One D step then one G step, with the recipe's Adam settings (as minigen's make_gan_step).
+
+        rng: a numpy Generator to draw z from exactly as make_gan_step draws it (draws_like_minigen),
+        so that a run seeded alike sees the same noise; None: torch.randn. Returns (D's loss, G's loss).
+        """
         if self.opts is None:
             self.opts = [torch.optim.Adam(m.parameters(), lr=recipe.lr, betas=recipe.betas) for m in (self.D, self.G)]
         d_opt, g_opt = self.opts
-        z = torch.randn(len(real), self.gan.latent)
+        if rng is None:
+            z_d, z_g = torch.randn(len(real), self.gan.latent), torch.randn(len(real), self.gan.latent)
+        else:
+            z_d, z_g = draws_like_minigen(rng, len(real), self.gan.latent)
         d_opt.zero_grad()
-        self.critic_loss(real, self.G(z).detach(), d_loss).backward()
+        d_value = self.critic_loss(real, self.G(z_d).detach(), d_loss)
+        d_value.backward()
         d_opt.step()
         g_opt.zero_grad()
-        g_loss(self.D(self.G(torch.randn(len(real), self.gan.latent)))).backward()
+        g_value = g_loss(self.D(self.G(z_g)))
+        g_value.backward()
         g_opt.step()
+        return d_value.item(), g_value.item()
 
     def grads(self):
         """Gradients after backward(), as minigen params trees."""
         return {"generator": grads_as_minigen(self.gan.generator, self.G, (self.gan.latent,)),
                 "discriminator": grads_as_minigen(self.gan.discriminator, self.D, self.gan.data_shape)}
+
+
+class TorchAveragedGenerator:
+    """minigen.averaging.AveragedGenerator in torch: an exponential moving average of G's weights
+    (torch.optim.swa_utils.AveragedModel with an EMA), batch-norm statistics measured again for the
+    averaged weights by update_bn over the same fresh z as minigen's (Izmailov et al. 2018, §3.2).
+
+    generator: the live torch G, trained elsewhere; update() after each of its steps.
+    """
+
+    def __init__(self, generator, decay, latent, stat_batches=4, stat_batch_size=256):
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        self.live = generator
+        self.average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        # AveragedModel's first update copies the weights instead of averaging: taken now, before any
+        # step, the average starts at G's initial weights, as minigen's does
+        self.average.update_parameters(generator)
+        stat_rng = np.random.default_rng(0)  # minigen's AveragedGenerator measures on these z
+        self.stat_z = [torch.from_numpy(stat_rng.standard_normal((stat_batch_size, latent), dtype=np.float32))
+                       for _ in range(stat_batches)]
+        self.measured = False
+
+    def update(self):
+        """θ_avg ← β θ_avg + (1 − β) θ for the live G's current weights θ."""
+        self.average.update_parameters(self.live)
+        self.measured = False
+
+    @torch.no_grad()
+    def generate(self, z):
+        """The averaged G on z (N, latent) -> (N, *data_shape), in eval mode with its own statistics
+        (measured again only if the average has changed since they were last measured)."""
+        from torch.optim.swa_utils import update_bn
+        if not self.measured:
+            update_bn(self.stat_z, self.average)  # train-mode passes, plain means over the batches
+            self.measured = True
+        return self.average.eval()(z)
