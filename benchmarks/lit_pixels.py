@@ -34,7 +34,12 @@ def parse_args(argv=None):
     p.add_argument("--ema", type=float, default=0.999, help="decay of the averaged generators also scored")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.samples < 1 or args.batch_size < 1:
+        p.error("--epochs, --samples and --batch-size must be positive")
+    if not 0 <= args.ema < 1:
+        p.error(f"--ema is a decay in [0, 1), got {args.ema}")
+    return args
 
 
 if __name__ == "__main__":
