@@ -103,7 +103,7 @@ def torch_contender(gan, twin, recipe, ema, noise_seed):
     average = TorchAveragedGenerator(twin.G, ema, gan.latent)
 
     def train_step(real):
-        losses = twin.step(torch.from_numpy(real), recipe, torch_discriminator_loss, torch_nonsaturating, rng)
+        losses = twin.step(torch.from_numpy(real), recipe, torch_discriminator_loss, torch_nonsaturating, rng=rng)
         average.update()
         return losses
 

@@ -78,52 +78,76 @@ def torch_wgan_generator_loss(fake_scores):
 
 
 class TorchGAN(torch.nn.Module):
-    """A minigen GAN's generator and discriminator in torch (training mode: batch norm on batch statistics)."""
+    """A minigen GAN's generator and discriminator in torch (training mode: batch norm on batch statistics).
+
+    For a ConditionalGAN (gan.n_classes > 0) both nets read the one-hot label appended to their
+    input, as minigen.ops.append_condition does: G [z, onehot(y)], D [flatten(x), onehot(y)].
+    """
 
     def __init__(self, gan, params):
         super().__init__()
+        if gan.pack_size != 1:
+            raise ValueError(f"TorchGAN twins unpacked GANs only, got pack={gan.pack_size}")
         self.gan = gan
-        self.G = interop.to_torch(gan.generator, params["generator"], (gan.latent,)).train()
-        self.D = interop.to_torch(gan.discriminator, params["discriminator"], gan.data_shape).train()
+        self.G = interop.to_torch(gan.generator, params["generator"], (gan.latent + gan.n_classes,)).train()
+        self.D = interop.to_torch(gan.discriminator, params["discriminator"], gan.d_input_shape()).train()
         self.opts = None
 
-    def critic_loss(self, real, fake, loss, gp_eps=None, weight=10.0):
+    def condition(self, x, y):
+        """x with the one-hot labels y appended, flattened first for a conditional D: (N, ...) -> (N, F + K)."""
+        if not self.gan.n_classes:
+            return x
+        y1 = torch.nn.functional.one_hot(torch.as_tensor(y), self.gan.n_classes).to(x.dtype)
+        return torch.cat([x.flatten(1), y1], dim=1)
+
+    def generate(self, z, y=None):
+        """G(z) (or G(z, y)): (N, latent) -> (N, *data_shape)."""
+        return self.G(self.condition(z, y))
+
+    def score(self, x, y=None):
+        """D's logit per example, (N, 1)."""
+        return self.D(self.condition(x, y))
+
+    def critic_loss(self, real, fake, loss, gp_eps=None, weight=10.0, y=None):
         """The critic's loss on real and fake batches, plus WGAN-GP's penalty if gp_eps (N,) is given."""
-        value = loss(self.D(real), self.D(fake))
+        value = loss(self.score(real, y), self.score(fake, y))
         if gp_eps is not None:
             eps = torch.from_numpy(gp_eps).reshape(-1, *([1] * (real.dim() - 1)))
             x_hat = (eps * real + (1 - eps) * fake).requires_grad_()
-            (slopes,) = torch.autograd.grad(self.D(x_hat).sum(), x_hat, create_graph=True)
+            (slopes,) = torch.autograd.grad(self.score(x_hat, y).sum(), x_hat, create_graph=True)
             value = value + weight * ((slopes.flatten(1).norm(dim=1) - 1) ** 2).mean()
         return value
 
-    def step(self, real, recipe, d_loss, g_loss, rng=None):
+    def step(self, real, recipe, d_loss, g_loss, z=None, y=None, g_y=None, rng=None):
         """One D step then one G step, with the recipe's Adam settings (as minigen's make_gan_step).
 
-        rng: a numpy Generator to draw z from exactly as make_gan_step draws it (draws_like_minigen),
-        so that a run seeded alike sees the same noise; None: torch.randn. Returns (D's loss, G's loss).
+        z: optional (z_critic, z_generator), numpy (N, latent) arrays: the very draws minigen's
+        step made, so that both libraries see the same noise. Or rng: a numpy Generator to draw z
+        from exactly as make_gan_step draws it (draws_like_minigen). Neither: fresh torch.randn.
+        y: the real minibatch's labels, which the fakes of D's step share; g_y: G's step's labels.
+        Returns (D's loss, G's loss).
         """
         if self.opts is None:
             self.opts = [torch.optim.Adam(m.parameters(), lr=recipe.lr, betas=recipe.betas) for m in (self.D, self.G)]
         d_opt, g_opt = self.opts
-        if rng is None:
-            z_d, z_g = torch.randn(len(real), self.gan.latent), torch.randn(len(real), self.gan.latent)
-        else:
-            z_d, z_g = draws_like_minigen(rng, len(real), self.gan.latent)
+        if z is None:
+            z = (draws_like_minigen(rng, len(real), self.gan.latent) if rng is not None
+                 else (torch.randn(len(real), self.gan.latent), torch.randn(len(real), self.gan.latent)))
+        z_d, z_g = (torch.as_tensor(a) for a in z)
         d_opt.zero_grad()
-        d_value = self.critic_loss(real, self.G(z_d).detach(), d_loss)
+        d_value = self.critic_loss(real, self.generate(z_d, y).detach(), d_loss, y=y)
         d_value.backward()
         d_opt.step()
         g_opt.zero_grad()
-        g_value = g_loss(self.D(self.G(z_g)))
+        g_value = g_loss(self.score(self.generate(z_g, g_y), g_y))
         g_value.backward()
         g_opt.step()
         return d_value.item(), g_value.item()
 
     def grads(self):
         """Gradients after backward(), as minigen params trees."""
-        return {"generator": grads_as_minigen(self.gan.generator, self.G, (self.gan.latent,)),
-                "discriminator": grads_as_minigen(self.gan.discriminator, self.D, self.gan.data_shape)}
+        return {"generator": grads_as_minigen(self.gan.generator, self.G, (self.gan.latent + self.gan.n_classes,)),
+                "discriminator": grads_as_minigen(self.gan.discriminator, self.D, self.gan.d_input_shape())}
 
 
 class TorchAveragedGenerator:
