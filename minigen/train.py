@@ -117,7 +117,7 @@ def train_epochs(step, arrays, epochs, rng, batch_size=128, desc="train", log=No
 
 
 def how_far(pos, epochs, n_batches):
-    """How far a run got, e.g. "2 of 10 epochs and 130 steps of the 3rd (1,068 of 4,690 steps)"."""
+    """How far a run got, e.g. "2 of 10 epochs and 130 of 469 steps of epoch 3 (1,068 of 4,690 steps)"."""
     done = f"{pos.epoch - 1} of {epochs} epochs"
     if pos.batch:
         done += f" and {pos.batch} of {n_batches} steps of epoch {pos.epoch}"
