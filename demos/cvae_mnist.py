@@ -1,7 +1,7 @@
-"""A conditional VAE on MNIST: digits on demand, a generative classifier, data augmentation.
+"""A conditional VAE on MNIST: digits on demand, and a generative classifier.
 
     python demos/cvae_mnist.py                                  # quick: a few minutes
-    python demos/cvae_mnist.py --epochs 10 --aug-seeds 3        # longer runs, steadier numbers
+    python demos/cvae_mnist.py --epochs 10                      # longer runs, steadier numbers
     python demos/cvae_mnist.py --sample --epochs 1 --labels 100  # the packaged sample: a smoke run
 
 1. A CVAE (784-400-20 MLP, label appended to x and to z) on the full training set;
@@ -12,9 +12,8 @@
    log p(x|y); an MLP 784-400-10 of the same width learns p(y|x) from the same images.
    Every model gets the same number of steps whatever n: --epochs passes' worth of the
    full training set.
-3. Augmentation. For n in --aug-labels, the CVAE trained on n images draws --aug-factor
-   new images per real one; the MLP is trained on real only, on real + generated, and on
-   real + generated with the real images repeated --aug-factor times (half real, half generated).
+Augmenting a small labelled set with this CVAE's samples (and M2's) is demos/augment_mnist.py,
+which trains its models with the Runner below.
 
 Training images are dynamically binarized for the CVAE; the Bayes classifier scores the
 grey test images (the Bernoulli likelihood with soft targets). Writes OUT/cvae_samples.png,
@@ -45,10 +44,6 @@ def parse_args(argv):
                    help="labelled-set sizes for the Bayes-classifier sweep (default: %(default)s)")
     p.add_argument("--k", type=int, default=10, help="importance samples per class for log p(x|y)")
     p.add_argument("--test-n", type=int, default=0, help="test images to classify (0: all)")
-    p.add_argument("--aug-labels", type=int, nargs="*", default=[100, 1000],
-                   help="labelled-set sizes for the augmentation experiment (default: %(default)s)")
-    p.add_argument("--aug-factor", type=int, default=50, help="generated images per real one")
-    p.add_argument("--aug-seeds", type=int, default=1, help="repeats of the augmentation experiment")
     p.add_argument("--latent", type=int, default=20)
     p.add_argument("--hidden", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -58,8 +53,8 @@ def parse_args(argv):
     p.add_argument("--sample", action="store_true", help="use the small packaged sample")
     p.add_argument("--out", default="runs/cvae")
     args = p.parse_args(argv)
-    if args.epochs <= 0 or args.k < 1 or args.aug_factor < 0 or args.aug_seeds < 0 or args.test_n < 0:
-        p.error("--epochs and --k must be positive; --aug-factor, --aug-seeds and --test-n non-negative")
+    if args.epochs <= 0 or args.k < 1 or args.test_n < 0:
+        p.error("--epochs and --k must be positive; --test-n non-negative")
     return args
 
 
@@ -79,7 +74,7 @@ class Runner:
     def __init__(self, args, x, y):
         self.args, self.x, self.y = args, x, y
         self.steps = max(1, round(args.epochs * len(x) / args.batch_size))
-        self.cvaes = {}  # (n, seed) -> (model, params, seconds): the sweep and the augmentation share them
+        self.cvaes = {}  # (n, seed) -> (model, params, seconds): trained once, used by every experiment
 
     def subset(self, n, seed):
         idx = balanced_subset(np.random.default_rng(seed), self.y, n)
@@ -130,31 +125,6 @@ def bayes_vs_discriminative(run, x_test, y_test):
     return rows
 
 
-def augmentation(run, x_test, y_test):
-    """Per labelled-set size, over seeds: MLP accuracy on real only, on real + CVAE samples, and on
-    real + samples with each real image repeated --aug-factor times (so half of what it sees is real)."""
-    rows, factor = [], run.args.aug_factor
-    for n in run.args.aug_labels:
-        acc = {"real": [], "augmented": [], "balanced": []}
-        for seed in range(run.args.seed, run.args.seed + run.args.aug_seeds):
-            x, y = run.subset(n, seed)
-            model, params, _ = run.cvae(n, seed)
-            x_aug, y_aug = apps.conditional_augment(model, params, np.random.default_rng(seed + 1), x, y, factor)
-            sets = {"real": (x, y), "augmented": (x_aug, y_aug),
-                    "balanced": (np.concatenate([np.repeat(x, max(factor, 1), axis=0), x_aug[len(x):]]),
-                                 np.concatenate([np.repeat(y, max(factor, 1)), y_aug[len(x):]]))}
-            for name, (xs, ys) in sets.items():
-                acc[name].append(run.classifier_accuracy(xs, ys, seed, x_test, y_test))
-            print(f"n={len(x)} seed {seed}: " + ", ".join(f"{k} {v[-1]:.4f}" for k, v in acc.items()), flush=True)
-        gains = {name: np.subtract(acc[name], acc["real"]) for name in ("augmented", "balanced")}
-        rows.append({"n": len(x), "seeds": len(acc["real"]),
-                     **{f"{name}_accuracy": float(np.mean(v)) for name, v in acc.items()},
-                     **{f"{name}_gain": float(np.mean(g)) for name, g in gains.items()},
-                     **{f"{name}_gain_std": float(np.std(g)) for name, g in gains.items()},
-                     **{f"{name}_per_seed": v for name, v in acc.items()}})
-    return rows
-
-
 def save_digit_grid(model, params, rng, path, per_digit=10):
     """Row d holds digit d; column j decodes the same z_j ~ N(0, I) with every label, so that
     a column keeps one style (slant, thickness) across the digits (Kingma et al. 2014, fig. 1)."""
@@ -163,15 +133,10 @@ def save_digit_grid(model, params, rng, path, per_digit=10):
     viz.save_image_grid(images, path, ncol=per_digit)
 
 
-def markdown(sweep, aug, args, n_test):
+def markdown(sweep, args, n_test):
     lines = [f"| labelled n | CVAE + Bayes rule (IWAE k={args.k}) | MLP p(y|x) |", "|---:|---:|---:|"]
     lines += [f"| {r['n']} | {100 * r['cvae_bayes_accuracy']:.2f}% | {100 * r['mlp_accuracy']:.2f}% |"
               for r in sweep]
-    lines += ["", f"| labelled n | seeds | MLP, real only | real + {args.aug_factor}x generated (gain) "
-              f"| same, real repeated {args.aug_factor}x (gain) |", "|---:|---:|---:|---:|---:|"]
-    gain = lambda r, name: f"{100 * r[name + '_gain']:+.2f} ± {100 * r[name + '_gain_std']:.2f} pts"
-    lines += [f"| {r['n']} | {r['seeds']} | {100 * r['real_accuracy']:.2f}% | {100 * r['augmented_accuracy']:.2f}% "
-              f"({gain(r, 'augmented')}) | {100 * r['balanced_accuracy']:.2f}% ({gain(r, 'balanced')}) |" for r in aug]
     lines += ["", f"Test accuracy on {n_test} test images; every model {args.epochs:g} epochs' worth of steps "
               f"of the full training set (batch {args.batch_size})."]
     return "\n".join(lines)
@@ -194,11 +159,10 @@ def main(argv=None):
     neg_elbo = mean_over_batches(lambda b: -model.elbo(params, *b), (x_bin, y_test, eps))
 
     sweep = bayes_vs_discriminative(run, x_test, y_test)
-    aug = augmentation(run, x_test, y_test)
-    table = markdown(sweep, aug, args, len(x_test))
+    table = markdown(sweep, args, len(x_test))
     metrics = {"test_neg_elbo_given_y": neg_elbo, "full_cvae_train_seconds": seconds,
                "steps_per_model": run.steps, "test_images": len(x_test), "bayes_vs_discriminative": sweep,
-               "augmentation": aug, "wall_seconds": time.perf_counter() - wall, "args": vars(args)}
+               "wall_seconds": time.perf_counter() - wall, "args": vars(args)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"\ntest -ELBO given the label {neg_elbo:.2f} nats (full training set)\n\n{table}\n\n"

@@ -22,7 +22,8 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "vae": ("vae_mnist.py", "a VAE on MNIST: samples, reconstructions, interpolation, test -ELBO and NLL"),
     "anomaly": ("anomaly_mnist.py", "VAE anomaly scores: one-class MNIST AUROC; a held-out digit, likelihood ratio"),
     "imputation": ("imputation_mnist.py", "a VAE fills in missing pixels by Metropolis-within-Gibbs, vs kNN"),
-    "cvae": ("cvae_mnist.py", "a conditional VAE: digits on demand, Bayes-rule classifier vs an MLP, augmentation"),
+    "cvae": ("cvae_mnist.py", "a conditional VAE: digits on demand, Bayes-rule classifier vs an MLP"),
+    "augment": ("augment_mnist.py", "few labels: a classifier with and without CVAE / M2 digits, judged"),
     "m2": ("semisupervised_mnist.py", "semi-supervised M2 (Kingma et al. 2014), 100 labels: test error vs the "
                                       "classifier alone"),
     "mode-collapse": ("mode_collapse.py", "GAN, PacGAN, WGAN-GP, averaged GAN on 2-D ring and grid: modes, lr sweep"),
