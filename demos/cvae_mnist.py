@@ -84,6 +84,12 @@ class Runner:
         """Passes over n images that make about self.steps minibatches."""
         return max(1, round(self.steps / -(-n // self.args.batch_size)))
 
+    def tiled(self, *arrays):
+        """Small sets repeated so that one pass holds at least 50 minibatches: with 100 images,
+        one pass per step, the training loop's per-pass work would cost more than the steps."""
+        copies = max(1, -(-50 * self.args.batch_size // len(arrays[0])))
+        return tuple(np.concatenate([a] * copies) for a in arrays)
+
     def cvae(self, n, seed):
         """(model, params, training seconds) of the CVAE on the n-image subset drawn with seed."""
         n = min(n, len(self.y))  # sizes beyond the training set all mean the whole set
@@ -94,13 +100,15 @@ class Runner:
             params = model.init(rng)
             step = make_train_step(model, params, Adam(params, lr=self.args.lr), rng, binarized=True)
             start = time.perf_counter()
-            train_epochs(step, (x, y), self.epochs_for(len(x)), rng, min(self.args.batch_size, len(x)),
+            data = self.tiled(x, y)
+            train_epochs(step, data, self.epochs_for(len(data[0])), rng, min(self.args.batch_size, len(x)),
                          desc=f"cvae n={len(x)}")
             self.cvaes[n, seed] = model, params, time.perf_counter() - start
         return self.cvaes[n, seed]
 
     def classifier_accuracy(self, x, y, seed, x_test, y_test):
         """Test accuracy of the MLP trained on (x, y) for self.steps steps."""
+        x, y = self.tiled(x, y)
         net, params, _ = train_classifier(x, y, epochs=self.epochs_for(len(x)), lr=self.args.lr,
                                           batch_size=min(self.args.batch_size, len(x)), seed=seed,
                                           net=mlp_classifier(self.args.hidden))
