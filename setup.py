@@ -1,5 +1,8 @@
 from setuptools import find_packages, setup
 
+# What it takes to run a notebook from a script or a test (nbclient executes it in an ipykernel kernel).
+RUN_NOTEBOOKS = ["nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6"]
+
 setup(
     name="minigen",
     version="0.1.0",
@@ -15,7 +18,10 @@ setup(
         "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "torch>=2.13,<2.14"],
         "dev": ["ruff>=0.5"],
         # `minigen assign --format notebook` writes notebooks with nbformat; its tests run them with nbclient.
-        "notebook": ["nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6"],
+        "notebook": RUN_NOTEBOOKS,
+        # the learning path, notebooks/: Jupyter to open them, ipywidgets for the latent-space sliders
+        # (without it the notebooks draw static pictures instead).
+        "notebooks": RUN_NOTEBOOKS + ["jupyterlab>=4", "ipywidgets>=8"],
     },
     entry_points={"console_scripts": ["minigen=minigen.cli:main"]},
 )
