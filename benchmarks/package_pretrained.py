@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -118,8 +119,9 @@ def machine(threads):
     import numpy as np
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     return (f"{os.cpu_count()}-core {platform.machine()} ({cpu}), python {sys.version.split()[0]}, "
-            f"numpy {np.__version__}, {threads} BLAS threads for the evaluation")
+            f"numpy {np.__version__} with {blas['name']} {blas['version']}, {threads} BLAS threads for the evaluation")
 
 
 def write_json(path, record):
@@ -158,7 +160,7 @@ def main(argv=None):
     record = {"name": args.name, "file": npz.name, "sha256": pretrained.sha256(npz), "bytes": npz.stat().st_size,
               "dtype": args.dtype, "command": args.command, "commit": args.commit or commit_of_checkout(),
               "run": {"folder": str(Path(args.run_dir).resolve()), "config": config, **facts},
-              "machine": machine(args.threads), "packaged_with": " ".join(["python", *sys.argv])}
+              "machine": machine(args.threads), "packaged_with": shlex.join(["python", *sys.argv])}
     write_json(out / f"{args.name}.json", record)  # loadable now; the metrics follow
     print(f"wrote {npz} ({npz.stat().st_size / 1e6:.2f} MB, {args.dtype}); scoring it as "
           f"`minigen eval --pretrained {args.name}` does", flush=True)
