@@ -105,6 +105,7 @@ def sampling_weights(config, trainable, dtype="float32"):
     A GAN keeps only a generator: its averaged one if it has one (module docstring), with the
     batch-norm statistics measured for the rounded average (so sampling the shipped weights
     is sampling them); otherwise its last. Any other model keeps all its parameter groups.
+    The run's averaged weights are rounded in place, so that its sampler draws what the file will.
     """
     build = {key: config[key] for key in BUILD_FIELDS}
     average = trainable.averaged
