@@ -42,6 +42,7 @@ EXAMPLES = """examples:
   minigen demo vae -- --latent 2          a VAE with a 2-d latent space and its manifold picture
   minigen train vae                       train into runs/vae/ (checkpoints, logs, pictures)
   minigen sample runs/vae --n 64          a grid of samples from it
+  minigen sample --pretrained dcgan       samples of a shipped, trained DCGAN in seconds
   minigen eval runs/vae                   its test -ELBO and NLL
   minigen assign hw1 --check              a student copy and its autograder (docs/teaching.md)
 """
