@@ -291,6 +291,13 @@ def cmd_grade(args):
     return 0
 
 
+def add_model_source(p):
+    """RUN_DIR or --pretrained NAME: where `sample` and `eval` find their model (load_model)."""
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    p.add_argument("--pretrained", metavar="NAME", help="a shipped model instead of a run, e.g. dcgan "
+                                                        "(minigen/weights/pretrained/README.md)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="minigen", description="Deep generative models from scratch in NumPy + autograd.",
@@ -336,8 +343,7 @@ def build_parser():
     p = sub.add_parser("sample", help="draw samples from a trained run or a pretrained model",
                        description="Draw N images from the model in RUN_DIR (or --pretrained NAME) into one "
                                    "PNG grid, or into an .npy of the images (N, 1, 28, 28), float32 in [0, 1].")
-    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
-    p.add_argument("--pretrained", metavar="NAME", help="a shipped model instead of a run, e.g. dcgan")
+    add_model_source(p)
     p.add_argument("--n", type=positive_int, default=64, help="how many images (default 64)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default=None, help="picture file (.png, .pdf, ...) or .npy (default: RUN_DIR/sample.png; "
@@ -347,8 +353,7 @@ def build_parser():
     p = sub.add_parser("eval", help="test metrics of a trained run",
                        description="Compute the model's test metrics (e.g. -ELBO and NLL for a VAE); "
                                    "prints them and writes RUN_DIR/eval.json (--pretrained NAME: prints them).")
-    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
-    p.add_argument("--pretrained", metavar="NAME", help="a shipped model instead of a run, e.g. dcgan")
+    add_model_source(p)
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST .gz files")
     p.set_defaults(run=cmd_eval)
 
