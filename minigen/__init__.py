@@ -40,6 +40,7 @@ lives in the lower one's layer or below.
     imputation          Metropolis-within-Gibbs and importance-weighted imputation, kNN baseline
     rundir              run directories: config, log, checkpoints, resume
     train               the training loop, run directories, resume
+    pretrained          the shipped pretrained weights: packaging a run, loading by name
     autograder          the checks and grader of `minigen assign` (a package)
     assign              `minigen assign`: a student copy and its autograder
     gradebook           `minigen grade`: a class's submissions into a CSV gradebook

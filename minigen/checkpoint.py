@@ -111,7 +111,12 @@ def load_checkpoint(path, like):
     a template of None takes whatever is stored under that name, as nested dicts
     (for buffers such as BatchNorm's running statistics, created on first use).
     """
-    stored = read_arrays(path)
+    return trees_from_arrays(path, read_arrays(path), like)
+
+
+def trees_from_arrays(path, stored, like):
+    """load_checkpoint's work on arrays already read from `path` (by read_arrays; `path` names the
+    file in errors): (trees, meta), each tree checked against its template in `like`."""
     trees = {name: unflatten(stored, name) if template is None else _match(path, name, template, stored)
              for name, template in like.items()}
     meta = json.loads(str(stored[META_KEY])) if META_KEY in stored else {}

@@ -43,6 +43,7 @@ EXAMPLES = """examples:
   minigen demo vae -- --latent 2          a VAE with a 2-d latent space and its manifold picture
   minigen train vae                       train into runs/vae/ (checkpoints, logs, pictures)
   minigen sample runs/vae --n 64          a grid of samples from it
+  minigen sample --pretrained dcgan       samples of a shipped, trained DCGAN in seconds
   minigen eval runs/vae                   its test -ELBO and NLL
   minigen assign hw1 --check              a student copy and its autograder (docs/teaching.md)
 """
@@ -177,18 +178,32 @@ def load_data(split, config):
 
 
 def cmd_sample(args):
-    """Draw images from a trained run into one PNG grid."""
+    """Draw images from a trained run or a pretrained model into one PNG grid (or an .npy of them)."""
     import numpy as np
 
-    from minigen import train, viz
-    out = Path(args.out) if args.out else Path(args.run_dir) / "sample.png"
-    check_picture_format(out)
-    _, trainable = train.load_run(args.run_dir)
+    from minigen import viz
+    out = Path(args.out) if args.out else Path(args.run_dir or ".") / f"{args.pretrained or 'sample'}.png"
+    if out.suffix.lower() != ".npy":
+        check_picture_format(out)
+    _, trainable = load_model(args)
     rng = MemoryBudget(np.random.default_rng(args.seed), what=f"{args.n:,} samples")
     rng.charge(args.n * 28 * 28)  # each image's pixels: the model's output, the grid, the picture
-    viz.save_image_grid(trainable.sample(rng, args.n), out, trainable.picture_columns)
+    images = trainable.sample(rng, args.n)
+    if out.suffix.lower() == ".npy":  # the numbers, for scoring with other tools: (n, 1, 28, 28) in [0, 1]
+        np.save(out, np.asarray(images, np.float32))
+    else:
+        viz.save_image_grid(images, out, trainable.picture_columns)
     print(f"{args.n} samples in {out}")
     return 0
+
+
+def load_model(args):
+    """(config, trainable) of --pretrained NAME (minigen.pretrained) or of the run in RUN_DIR."""
+    from minigen import pretrained, train
+    if (args.run_dir is None) == (args.pretrained is None):
+        raise ValueError("give either RUN_DIR or --pretrained NAME (one of: "
+                         f"{', '.join(pretrained.names()) or 'none shipped'})")
+    return pretrained.load(args.pretrained) if args.pretrained else train.load_run(args.run_dir)
 
 
 def check_picture_format(path):
@@ -204,9 +219,9 @@ def cmd_eval(args):
     """The model's test metrics, printed and written to RUN_DIR/eval.json."""
     import json
 
-    from minigen import metrics, train
-    config, trainable = train.load_run(args.run_dir)
-    if args.data_dir is not None:
+    from minigen import metrics
+    config, trainable = load_model(args)
+    if args.data_dir is not None or args.pretrained:
         config = {**config, "data": "mnist", "data_dir": args.data_dir}
     results = metrics.eval_scores(trainable, *load_data("test", config))
     for key, value in results.items():
@@ -215,6 +230,8 @@ def cmd_eval(args):
         if isinstance(value, list):
             value = " ".join("-" if v is None else f"{v:.4f}" for v in value)
         print(f"{key:24s} {value:.4f}" if isinstance(value, float) else f"{key:24s} {value}")
+    if args.pretrained:  # the package's folder may be read-only; the shipped figures are in NAME.json
+        return 0
     (Path(args.run_dir) / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {Path(args.run_dir) / 'eval.json'}")
     return 0
@@ -275,6 +292,13 @@ def cmd_grade(args):
     return 0
 
 
+def add_model_source(p):
+    """RUN_DIR or --pretrained NAME: where `sample` and `eval` find their model (load_model)."""
+    p.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    p.add_argument("--pretrained", metavar="NAME", help="a shipped model instead of a run, e.g. dcgan "
+                                                        "(minigen/weights/pretrained/README.md)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="minigen", description="Deep generative models from scratch in NumPy + autograd.",
@@ -317,18 +341,20 @@ def build_parser():
     p.add_argument("--sample", action="store_true", help="train on the small packaged sample (a smoke run)")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("sample", help="draw samples from a trained run",
-                       description="Draw N images from the model in RUN_DIR into one PNG grid.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("sample", help="draw samples from a trained run or a pretrained model",
+                       description="Draw N images from the model in RUN_DIR (or --pretrained NAME) into one "
+                                   "PNG grid, or into an .npy of the images (N, 1, 28, 28), float32 in [0, 1].")
+    add_model_source(p)
     p.add_argument("--n", type=positive_int, default=64, help="how many images (default 64)")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--out", default=None, help="picture file, e.g. .png or .pdf (default: RUN_DIR/sample.png)")
+    p.add_argument("--out", default=None, help="picture file (.png, .pdf, ...) or .npy (default: RUN_DIR/sample.png; "
+                                               "with --pretrained, NAME.png)")
     p.set_defaults(run=cmd_sample)
 
     p = sub.add_parser("eval", help="test metrics of a trained run",
                        description="Compute the model's test metrics (e.g. -ELBO and NLL for a VAE); "
-                                   "prints them and writes RUN_DIR/eval.json.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+                                   "prints them and writes RUN_DIR/eval.json (--pretrained NAME: prints them).")
+    add_model_source(p)
     p.add_argument("--data-dir", default=None, help="folder with the four MNIST .gz files")
     p.set_defaults(run=cmd_eval)
 

@@ -322,7 +322,8 @@ def trainable(gan, recipe, rng, lr=None, ema=0.0):
         params=params, optimizers={"generator": g_opt, "discriminator": d_opt}, step=step,
         sample=average.sample if average else lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
         remedies="lower --lr; for a GAN, a WGAN-GP (minigen train wgan-gp) is the usual fix for instability",
-        needs_labels=bool(gan.n_classes), minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8)
+        needs_labels=bool(gan.n_classes), minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8,
+        averaged=average)
 
 
 def build(name, options, rng, lr=None):

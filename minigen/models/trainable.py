@@ -37,6 +37,8 @@ class Trainable:
     needs_labels: whether step's batches are (x, y) rather than (x,).
     minibatches_per_step: how many minibatches one step consumes (a WGAN's n_critic).
     picture_columns: columns of the sample grids (a conditional model: one per class).
+    averaged: a GAN's minigen.averaging.AveragedGenerator, which `sample` draws from (None: the
+        model samples its last weights); minigen.pretrained ships its weights and statistics.
     """
     params: dict
     optimizers: dict
@@ -49,6 +51,7 @@ class Trainable:
     needs_labels: bool = False
     minibatches_per_step: int = 1
     picture_columns: int = 8
+    averaged: object = None
 
     def picture_count(self):
         """Samples for a square grid: 8 x 8; a conditional model's 10 x 10, one class per column,
