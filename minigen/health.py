@@ -21,6 +21,7 @@ A run with no finding is reported healthy. Thresholds are rules of thumb, stated
 where they are defined; they flag runs for a look, they prove nothing.
 """
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,186 @@ def load_band(model, bands_dir=BANDS_DIR):
     """The band shipped for `model` (a dict, see make_band), or None when none is shipped."""
     path = Path(bands_dir) / f"{model}.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+# --- The diagnosis ---------------------------------------------------------------------------
+
+# Rules of thumb (ours, not from a paper), used where the band does not say otherwise:
+D_WINS = (0.95, 0.05)  # D(x) above and D(G(z)) below these, on average over the run's last quarter
+G_LOSS_CLIMB = 1.25  # G's loss at the end over its lowest window mean
+COLLAPSED_KL = 0.5  # nats per image: the code carries about nothing about x
+TOP_CLASS_SHARE, MIN_CLASSES = 0.5, 5  # a fair generator draws each digit ~10 % of the time
+SAME_IMAGE_STD = 0.02  # mean per-pixel sd across samples: the samples are one picture
+MIN_OUTSIDE = 3  # windows in a row outside the band before it is reported
+
+
+def problem(name, text):
+    return {"problem": name, "text": text}
+
+
+def _tail(values):
+    """Mean of the finite values in the last quarter (at least one) of a window series."""
+    last = np.asarray(values[-max(1, len(values) // 4):], np.float64)
+    last = last[np.isfinite(last)]
+    return float(last.mean()) if len(last) else math.nan
+
+
+def non_finite(steps):
+    """The first NaN or Inf in the log, as a problem, or None."""
+    for record in steps:
+        for key, value in record.items():
+            if key not in NOT_PLOTTED and isinstance(value, float) and not math.isfinite(value):
+                return problem("diverged", (
+                    f"diverged: {key} is {value} at step {record.get('step')} (epoch {record.get('epoch')}). "
+                    "Usual causes: a learning rate too large for the model, exploding gradients, the log of a "
+                    "probability that reached 0 or 1. Try a smaller --lr and continue from the last good "
+                    "checkpoint (minigen train --resume RUN --lr ...)."))
+    return None
+
+
+def d_wins(means, inside_band):
+    """D(x) → 1 and D(G(z)) → 0 while G's loss climbs (a probability-valued D only, not a WGAN critic)."""
+    if not {"d_real", "d_fake", "g_loss"} <= set(means) or inside_band("d_real"):
+        return None
+    real, fake, g = (means[k] for k in ("d_real", "d_fake", "g_loss"))
+    finite = np.concatenate([real[np.isfinite(real)], fake[np.isfinite(fake)]])
+    if len(finite) == 0 or finite.min() < 0 or finite.max() > 1:
+        return None  # a critic's scores, not probabilities
+    g_end, g_low = _tail(g), float(np.nanmin(g))
+    if _tail(real) > D_WINS[0] and _tail(fake) < D_WINS[1] and g_end > G_LOSS_CLIMB * g_low:
+        return problem("D wins", (
+            f"D wins: at the end D(x) = {_tail(real):.3f} and D(G(z)) = {_tail(fake):.3f}, while G's loss climbed "
+            f"from {g_low:.3g} to {g_end:.3g}. D tells real from fake with confidence, so its gradient gives G "
+            "little to learn from (Goodfellow et al. 2014; Arjovsky & Bottou 2017). Usual causes: D too strong "
+            "or too fast (a larger net, a higher lr, more D steps), G's minimax loss instead of the "
+            "non-saturating one. Try a lower lr for D, one-sided label smoothing (Salimans et al. 2016), or "
+            "a WGAN-GP."))
+    return None
+
+
+def posterior_collapse(means):
+    """KL(q(z|x) || p(z)) → 0: a VAE whose decoder ignores its code."""
+    if "kl" not in means or not np.isfinite(_tail(means["kl"])) or _tail(means["kl"]) >= COLLAPSED_KL:
+        return None
+    return problem("posterior collapse", (
+        f"posterior collapse: KL(q(z|x) || p(z)) is {_tail(means['kl']):.3g} nats per image at the end (it peaked "
+        f"at {np.nanmax(means['kl']):.3g}): q(z|x) equals the prior, so z says nothing about x and every sample "
+        "looks alike (Bowman et al. 2016). Usual causes: a beta > 1 too large, a decoder strong enough to model "
+        "x without z, the KL at full weight from the first step. Try a smaller beta, a KL warm-up (Bowman et al. "
+        "2016; Sønderby et al. 2016) or free bits (Kingma et al. 2016)."))
+
+
+def collapsed_samples(class_probs, samples):
+    """Few classes in the shipped classifier's eyes, or nearly one image: a collapsed generator."""
+    found = []
+    if class_probs is not None and len(class_probs):
+        shares = np.bincount(np.argmax(class_probs, axis=1), minlength=10) / len(class_probs)
+        top, used = int(np.argmax(shares)), int((shares >= 0.02).sum())
+        if shares[top] > TOP_CLASS_SHARE or used < MIN_CLASSES:
+            found.append(problem("mode collapse", (
+                f"mode collapse: the shipped classifier reads {100 * shares[top]:.0f} % of {len(class_probs)} "
+                f"samples as a {top}, and only {used} digits appear in 2 % or more (a fair generator draws each "
+                "about 10 %). G found a few images that fool D and stays there. Usual causes: a G that "
+                "outpaces D, a too-high lr. Try PacGAN (Lin et al. 2018), a WGAN-GP, weight averaging, a lower lr.")))
+    if samples is not None and len(samples) > 1:
+        spread = float(np.asarray(samples, np.float64).std(axis=0).mean())
+        if spread < SAME_IMAGE_STD:
+            found.append(problem("same image", (
+                f"collapsed generator: the samples hardly differ (mean per-pixel sd {spread:.4f}): G draws about "
+                "one image whatever z is, or its outputs are saturated (all 0 or 1). Usual causes: a D that "
+                "won early, a too-high lr. Restart with a lower lr, or a WGAN-GP.")))
+    return found
+
+
+def _outside(means, ends, band, key):
+    """(first, last) window of the longest stretch where `key` leaves its band (widened by half its
+    width and 5 % of its median: 3 seeds mark a small part of the spread), and its side, or None."""
+    q, n = band["quantities"][key], min(len(ends), len(band["steps"]))
+    lo, mid, hi = (np.asarray(q[s][:n]) for s in ("min", "median", "max"))
+    slack = 0.5 * (hi - lo) + 0.05 * np.abs(mid)
+    run = means[key][:n]
+    side = np.where(run > hi + slack, 1, np.where(run < lo - slack, -1, 0))  # (n,)
+    best, start = None, 0
+    for i in range(n + 1):
+        if i == n or side[i] == 0 or side[i] != side[start]:
+            if i > start and side[start] != 0 and (best is None or i - start > best[1] - best[0] + 1):
+                best = (start, i - 1)
+            start = i
+    if best is None or best[1] - best[0] + 1 < MIN_OUTSIDE:
+        return None
+    return best, "above" if side[best[0]] > 0 else "below", (lo, hi)
+
+
+def outside_band(means, ends, band):
+    """A problem for each quantity outside its band for MIN_OUTSIDE windows in a row."""
+    found = []
+    for key in [k for k in band["quantities"] if k in means]:
+        hit = _outside(means, ends, band, key)
+        if hit is None:
+            continue
+        (a, b), side, (lo, hi) = hit
+        found.append(problem("outside the band", (
+            f"{key} is {side} its band from step {ends[a] - band['window_steps'] + 1:,} to {ends[b]:,} "
+            f"({b - a + 1} windows): {means[key][b]:.4g} against {lo[b]:.4g}..{hi[b]:.4g} over the seeds at step "
+            f"{ends[b]:,}. Usual causes: a recipe unlike the band's (batch size, lr, --set options), a changed "
+            "model, or an unlucky seed; see whether the other curves left the band at the same step.")))
+    return found
+
+
+def recipe_notes(config, band):
+    """Notes (not problems) on how far the band applies to this run."""
+    if band is None:
+        return [f"no band shipped for {config.get('model')}: its curves are checked by the rules alone "
+                "(benchmarks/bands.py measures one)"]
+    differs = [f"{k} {config.get(k)!r} (band: {v!r})" for k, v in band["recipe"].items()
+               if k != "minutes" and config.get(k) != v]
+    notes = [f"the band: {band['covers']}, seeds {', '.join(str(r['seed']) for r in band['runs'])}; "
+             f"{band['cpu_seconds_per_epoch']['min']:.0f}-{band['cpu_seconds_per_epoch']['max']:.0f} CPU s per epoch"]
+    if differs:
+        notes.append("this run's recipe is not the band's, so the band is a rough guide only: " + ", ".join(differs))
+    return notes
+
+
+def diagnose(config, steps, band=None, class_probs=None, samples=None):
+    """(problems, notes) of a run: its config, its per-step records, its model's band (or None),
+    optionally its samples (N, 1, 28, 28) and their class probabilities (N, 10) in the shipped classifier.
+    Each problem is {"problem": name, "text": what is off and what usually causes it}."""
+    window = band["window_steps"] if band else max(1, len(steps) // 40)
+    means, ends = windowed(steps, window)
+    if len(ends) == 0:
+        means, ends = windowed(steps, 1)
+
+    def inside_band(key):
+        return band is not None and key in band["quantities"] and _outside(means, ends, band, key) is None
+
+    found = [non_finite(steps), d_wins(means, inside_band), posterior_collapse(means)]
+    found += collapsed_samples(class_probs, samples) + (outside_band(means, ends, band) if band else [])
+    return [f for f in found if f is not None], recipe_notes(config, band)
+
+
+def save_check_plot(steps, band, path, title=""):
+    """One panel per logged quantity: the run's window means over its band (min..max shaded, the
+    median dashed), against the training step. steps: the run's per-step records. Returns the path."""
+    from minigen.viz import _figure, _save
+    window = band["window_steps"] if band else max(1, len(steps) // 40)
+    means, ends = windowed(steps, window)
+    keys = list(means)
+    cols = min(4, len(keys))
+    fig = _figure(figsize=(3.2 * cols, 2.6 * -(-len(keys) // cols)))
+    axes = fig.subplots(-(-len(keys) // cols), cols, squeeze=False).ravel()
+    for ax, key in zip(axes, keys):
+        if band and key in band["quantities"]:
+            q = band["quantities"][key]
+            ax.fill_between(band["steps"], q["min"], q["max"], color="tab:green", alpha=0.25, lw=0, label="band")
+            ax.plot(band["steps"], q["median"], "--", color="tab:green", lw=1)
+        ax.plot(ends, means[key], color="black", lw=1.2, label="this run")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if key.endswith("norm"):
+            ax.set_yscale("log")
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
