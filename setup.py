@@ -8,7 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["minigen", "minigen.*"]),
-    package_data={"minigen": ["mnist_sample/*.gz", "mnist_sample/README.md", "weights/*.npz", "weights/README.md"]},
+    package_data={"minigen": ["mnist_sample/*.gz", "mnist_sample/README.md", "weights/*.npz", "weights/README.md",
+                                "bands/*.json"]},
     install_requires=["numpy>=1.24", "autograd>=1.6", "matplotlib>=3.6", "tqdm>=4.60", "pooch>=1.6"],
     extras_require={
         # torch is only a reference in tests and benchmarks; 2.13 is the CPU build this project pins.

@@ -249,7 +249,10 @@ def diagnose(config, steps, band=None, class_probs=None, samples=None):
 
     found = [non_finite(steps), d_wins(means, inside_band), posterior_collapse(means)]
     found += collapsed_samples(class_probs, samples) + (outside_band(means, ends, band) if band else [])
-    return [f for f in found if f is not None], recipe_notes(config, band)
+    notes = recipe_notes(config, band)
+    if band and len(ends) and ends[-1] > band["steps"][-1]:
+        notes.append(f"this run's steps after {band['steps'][-1]:,} are beyond the band and not compared with it")
+    return [f for f in found if f is not None], notes
 
 
 def save_check_plot(steps, band, path, title=""):
@@ -265,14 +268,13 @@ def save_check_plot(steps, band, path, title=""):
     for ax, key in zip(axes, keys):
         if band and key in band["quantities"]:
             q = band["quantities"][key]
-            ax.fill_between(band["steps"], q["min"], q["max"], color="tab:green", alpha=0.25, lw=0, label="band")
+            ax.fill_between(band["steps"], q["min"], q["max"], color="tab:green", alpha=0.45, lw=0,
+                            label="band (seeds)")
             ax.plot(band["steps"], q["median"], "--", color="tab:green", lw=1)
         ax.plot(ends, means[key], color="black", lw=1.2, label="this run")
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
-        if key.endswith("norm"):
-            ax.set_yscale("log")
     for ax in axes[len(keys):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7)
