@@ -91,9 +91,9 @@ def make_band(step_logs, window):
     return {"window_steps": window, "steps": [int(s) for s in cut[0][1][:n]], "quantities": band}
 
 
-def load_band(model, bands_dir=BANDS_DIR):
+def load_band(model, bands_dir=None):
     """The band shipped for `model` (a dict, see make_band), or None when none is shipped."""
-    path = Path(bands_dir) / f"{model}.json"
+    path = Path(bands_dir or BANDS_DIR) / f"{model}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 

@@ -134,10 +134,18 @@ def write_run(folder, model, records):
     return folder
 
 
-def test_minigen_check_prints_the_diagnosis_draws_the_panels_and_exits_1_on_a_problem(tmp_path, capsys):
+def test_minigen_check_prints_the_diagnosis_draws_the_panels_and_exits_1_on_a_problem(tmp_path, capsys, gan_band,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(health, "BANDS_DIR", tmp_path / "bands")  # the synthetic band, not the shipped one
+    (tmp_path / "bands").mkdir()
+    (tmp_path / "bands" / "gan.json").write_text(json.dumps(gan_band))
     healthy = write_run(tmp_path / "healthy", "gan", gan_log(7))
     assert main(["check", str(healthy)]) == 0
-    assert "healthy" in capsys.readouterr().out and (healthy / "check.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "healthy" in out and "inside its band" in out and (healthy / "check.png").stat().st_size > 0
+    shifted = write_run(tmp_path / "shifted", "gan", gan_log(7, shift=2.0))
+    assert main(["check", str(shifted), "--out", str(tmp_path / "s.png")]) == 1
+    assert "g_loss is above its band" in capsys.readouterr().out
     winning = write_run(tmp_path / "winning", "no-such-model", gan_log(7, 0.995, 0.005, 2.0, 6.0))
     assert main(["check", str(winning), "--out", str(tmp_path / "w.png")]) == 1
     out = capsys.readouterr().out
@@ -147,3 +155,20 @@ def test_minigen_check_prints_the_diagnosis_draws_the_panels_and_exits_1_on_a_pr
 def test_minigen_check_refuses_a_folder_without_a_log(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 1
     assert "config.json not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(health.BANDS_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_a_shipped_band_is_well_formed_and_says_where_it_came_from(path):
+    band = json.loads(path.read_text())
+    assert band["model"] == path.stem and len(band["runs"]) >= 3
+    assert all(band[k] for k in ("command", "commit", "machine", "covers", "cpu_seconds_per_epoch"))
+    assert np.all(np.diff(band["steps"]) == band["window_steps"])
+    for q in band["quantities"].values():
+        lo, mid, hi = (np.array(q[s]) for s in ("min", "median", "max"))
+        assert len(lo) == len(band["steps"]) and np.all(lo <= mid) and np.all(mid <= hi)
+
+
+def test_the_shipped_vae_band_is_far_from_posterior_collapse():
+    """Else every healthy run of the default recipe would be called collapsed."""
+    kl = health.load_band("vae")["quantities"]["kl"]["min"]
+    assert min(kl) > 10 * health.COLLAPSED_KL
