@@ -206,19 +206,20 @@ def _outside(means, ends, band, key):
 
 
 def outside_band(means, ends, band):
-    """A problem for each quantity outside its band for MIN_OUTSIDE windows in a row."""
-    found = []
+    """One problem naming each quantity outside its band for MIN_OUTSIDE windows in a row, or None."""
+    stretches = []
     for key in [k for k in band["quantities"] if k in means]:
         hit = _outside(means, ends, band, key)
-        if hit is None:
-            continue
-        (a, b), side, (lo, hi) = hit
-        found.append(problem("outside the band", (
-            f"{key} is {side} its band from step {ends[a] - band['window_steps'] + 1:,} to {ends[b]:,} "
-            f"({b - a + 1} windows): {means[key][b]:.4g} against {lo[b]:.4g}..{hi[b]:.4g} over the seeds at step "
-            f"{ends[b]:,}. Usual causes: a recipe unlike the band's (batch size, lr, --set options), a changed "
-            "model, or an unlucky seed; see whether the other curves left the band at the same step.")))
-    return found
+        if hit is not None:
+            (a, b), side, (lo, hi) = hit
+            stretches.append(f"{key} {side} it from step {ends[a] - band['window_steps'] + 1:,} to {ends[b]:,} "
+                             f"({means[key][b]:.4g} against {lo[b]:.4g}..{hi[b]:.4g} at step {ends[b]:,})")
+    if not stretches:
+        return None
+    return problem("outside the band", (
+        "outside the band: " + "; ".join(stretches) + ". Usual causes: a recipe unlike the band's (batch size, "
+        "lr, --set options: see the notes), a changed model, or an unlucky seed; a curve that leaves first "
+        "often points at the cause."))
 
 
 def recipe_notes(config, band):
@@ -248,7 +249,7 @@ def diagnose(config, steps, band=None, class_probs=None, samples=None):
         return band is not None and key in band["quantities"] and _outside(means, ends, band, key) is None
 
     found = [non_finite(steps), d_wins(means, inside_band), posterior_collapse(means)]
-    found += collapsed_samples(class_probs, samples) + (outside_band(means, ends, band) if band else [])
+    found += collapsed_samples(class_probs, samples) + [outside_band(means, ends, band) if band else None]
     notes = recipe_notes(config, band)
     if band and len(ends) and ends[-1] > band["steps"][-1]:
         notes.append(f"this run's steps after {band['steps'][-1]:,} are beyond the band and not compared with it")

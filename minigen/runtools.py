@@ -3,6 +3,7 @@
 The commands print; the work is in minigen.health (the band and the diagnosis) and
 minigen.animate (the GIF). minigen.cli registers them with add_parsers.
 """
+import textwrap
 from pathlib import Path
 
 CHECK_SAMPLES = 500  # enough for a class histogram to tell 10 % from 50 %, and drawn in seconds
@@ -34,7 +35,7 @@ def cmd_check(args):
     if samples is None:
         print("  note: samples not checked (" + ("--no-samples" if args.no_samples else "no checkpoint.npz") + ")")
     for found in problems:
-        print(f"\n* {found['text']}")
+        print("\n" + textwrap.fill(found["text"], 100, initial_indent="* ", subsequent_indent="  "))
     if not problems:
         print("\nhealthy: no NaN, no D winning outright, no collapse"
               + (", and every curve inside its band" if band else "") + ".")

@@ -118,7 +118,8 @@ def test_a_collapsed_generator_is_named_from_its_samples():
 def test_a_curve_outside_its_band_is_named_and_one_inside_is_not(gan_band):
     problems, _ = health.diagnose(config("gan"), gan_log(7, shift=2.0), gan_band)
     assert names(problems) == ["outside the band"]
-    assert problems[0]["text"].startswith("g_loss is above its band")
+    assert problems[0]["text"].startswith("outside the band: g_loss above it from step")
+    assert "d_real" not in problems[0]["text"]
 
 
 def test_notes_say_when_no_band_is_shipped_or_the_recipe_differs(gan_band):
@@ -145,7 +146,7 @@ def test_minigen_check_prints_the_diagnosis_draws_the_panels_and_exits_1_on_a_pr
     assert "healthy" in out and "inside its band" in out and (healthy / "check.png").stat().st_size > 0
     shifted = write_run(tmp_path / "shifted", "gan", gan_log(7, shift=2.0))
     assert main(["check", str(shifted), "--out", str(tmp_path / "s.png")]) == 1
-    assert "g_loss is above its band" in capsys.readouterr().out
+    assert "outside the band: g_loss above it" in capsys.readouterr().out
     winning = write_run(tmp_path / "winning", "no-such-model", gan_log(7, 0.995, 0.005, 2.0, 6.0))
     assert main(["check", str(winning), "--out", str(tmp_path / "w.png")]) == 1
     out = capsys.readouterr().out
