@@ -8,6 +8,7 @@ epoch as a caption. A run stopped by its time budget mid-epoch also drew that ep
 samples; its caption says the epoch is partial.
 """
 import json
+import math
 import re
 from pathlib import Path
 
@@ -50,8 +51,8 @@ def save_animation(run_dir, out, fps=2, hold=3):
 
     from minigen.viz import _figure
 
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"--fps must be a finite number > 0, got {fps}")
     grids = epoch_grids(run_dir)
     config = Path(run_dir) / "config.json"
     model = json.loads(config.read_text()).get("model") if config.is_file() else None

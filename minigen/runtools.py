@@ -1,7 +1,8 @@
 """`minigen check RUN` and `minigen animate RUN`: look at a run directory after (or during) training.
 
 The commands print; the work is in minigen.health (the band and the diagnosis) and
-minigen.animate (the GIF). minigen.cli registers them with add_parsers.
+minigen.animate (the GIF). minigen.cli registers them with add_parsers; this module sits
+below it and imports nothing from it. A bad value raises ValueError, which the CLI prints.
 """
 import textwrap
 from pathlib import Path
@@ -14,9 +15,9 @@ def cmd_check(args):
     import numpy as np
 
     from minigen import health
-    from minigen.cli import check_picture_format
     out = Path(args.out) if args.out else Path(args.run_dir) / "check.png"
-    check_picture_format(out)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out}: the panels are written as a PNG; name a .png file")
     config, steps, _ = health.read_run_log(args.run_dir)
     band = health.load_band(config["model"])
     samples = probs = None
@@ -61,8 +62,6 @@ def cmd_animate(args):
 
 def add_parsers(sub):
     """Add `minigen check` and `minigen animate` to the CLI's subparsers."""
-    from minigen.cli import positive_number
-
     p = sub.add_parser("check", help="is my run healthy? its curves against the expected band",
                        description="Overlay the run's logged curves on the band its model's default recipe "
                                    "draws over 3 seeds (a PNG), and say what looks off and what usually causes "
@@ -79,5 +78,5 @@ def add_parsers(sub):
                                    "each frame captioned with its epoch.")
     p.add_argument("run_dir", metavar="RUN", help="a run folder of `minigen train` or a demo")
     p.add_argument("--out", default=None, help="the GIF (default: RUN/training.gif)")
-    p.add_argument("--fps", type=positive_number, default=2, metavar="N", help="frames per second (default 2)")
+    p.add_argument("--fps", type=float, default=2, metavar="N", help="frames per second (default 2)")
     p.set_defaults(run=cmd_animate)

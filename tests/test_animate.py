@@ -56,5 +56,6 @@ def test_clear_errors_for_a_run_without_grids_or_a_wrong_name(tmp_path, run_dir,
     assert "is not a folder" in capsys.readouterr().err
     assert main(["animate", str(run_dir), "--out", str(tmp_path / "a.png")]) == 1
     assert "name a .gif file" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["animate", str(run_dir), "--fps", "0"])
+    for fps in ("0", "nan"):
+        assert main(["animate", str(run_dir), "--fps", fps]) == 1
+        assert "--fps must be a finite number > 0" in capsys.readouterr().err

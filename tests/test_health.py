@@ -153,9 +153,12 @@ def test_minigen_check_prints_the_diagnosis_draws_the_panels_and_exits_1_on_a_pr
     assert "D wins" in out and "no band shipped for no-such-model" in out and "healthy" not in out
 
 
-def test_minigen_check_refuses_a_folder_without_a_log(tmp_path, capsys):
+def test_minigen_check_refuses_a_folder_without_a_log_or_a_picture_name_not_png(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 1
     assert "config.json not found" in capsys.readouterr().err
+    run = write_run(tmp_path / "run", "gan", gan_log(7))
+    assert main(["check", str(run), "--out", str(tmp_path / "c.jpg")]) == 1
+    assert "name a .png file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("path", sorted(health.BANDS_DIR.glob("*.json")), ids=lambda p: p.stem)
