@@ -164,8 +164,17 @@ def posterior_collapse(means):
         "2016; Sønderby et al. 2016) or free bits (Kingma et al. 2016)."))
 
 
-def collapsed_samples(class_probs, samples):
-    """Few classes in the shipped classifier's eyes, or nearly one image: a collapsed generator."""
+WHY_COLLAPSED = {  # (adversarial?) -> what usually makes a generator's samples collapse, and what to try
+    True: "G found a few images that fool D and stays there. Usual causes: a G that outpaces D, a too-high "
+          "lr, a D that won early. Try PacGAN (Lin et al. 2018), a WGAN-GP, weight averaging, a lower lr.",
+    False: "A VAE's decoder draws its average image when z carries nothing: see posterior collapse, if "
+           "named above; else the run may be too short, or its beta too large.",
+}
+
+
+def collapsed_samples(class_probs, samples, adversarial=True):
+    """Few classes in the shipped classifier's eyes, or nearly one image: a collapsed generator.
+    adversarial: a GAN's (the causes named are a GAN's), else a VAE's."""
     found = []
     if class_probs is not None and len(class_probs):
         shares = np.bincount(np.argmax(class_probs, axis=1), minlength=10) / len(class_probs)
@@ -174,15 +183,13 @@ def collapsed_samples(class_probs, samples):
             found.append(problem("mode collapse", (
                 f"mode collapse: the shipped classifier reads {100 * shares[top]:.0f} % of {len(class_probs)} "
                 f"samples as a {top}, and only {used} digits appear in 2 % or more (a fair generator draws each "
-                "about 10 %). G found a few images that fool D and stays there. Usual causes: a G that "
-                "outpaces D, a too-high lr. Try PacGAN (Lin et al. 2018), a WGAN-GP, weight averaging, a lower lr.")))
+                f"about 10 %). {WHY_COLLAPSED[adversarial]}")))
     if samples is not None and len(samples) > 1:
         spread = float(np.asarray(samples, np.float64).std(axis=0).mean())
         if spread < SAME_IMAGE_STD:
             found.append(problem("same image", (
-                f"collapsed generator: the samples hardly differ (mean per-pixel sd {spread:.4f}): G draws about "
-                "one image whatever z is, or its outputs are saturated (all 0 or 1). Usual causes: a D that "
-                "won early, a too-high lr. Restart with a lower lr, or a WGAN-GP.")))
+                f"collapsed generator: the samples hardly differ (mean per-pixel sd {spread:.4f}): it draws about "
+                f"one image whatever z is, or its outputs are saturated (all 0 or 1). {WHY_COLLAPSED[adversarial]}")))
     return found
 
 
@@ -249,7 +256,8 @@ def diagnose(config, steps, band=None, class_probs=None, samples=None):
         return band is not None and key in band["quantities"] and _outside(means, ends, band, key) is None
 
     found = [non_finite(steps), d_wins(means, inside_band), posterior_collapse(means)]
-    found += collapsed_samples(class_probs, samples) + [outside_band(means, ends, band) if band else None]
+    found += collapsed_samples(class_probs, samples, adversarial="d_real" in means)
+    found.append(outside_band(means, ends, band) if band else None)
     notes = recipe_notes(config, band)
     if band and len(ends) and ends[-1] > band["steps"][-1]:
         notes.append(f"this run's steps after {band['steps'][-1]:,} are beyond the band and not compared with it")

@@ -113,6 +113,7 @@ def test_a_collapsed_generator_is_named_from_its_samples():
     assert names(found) == ["mode collapse"] and "as a 1" in found[0]["text"]
     same = np.repeat(varied[:1], 500, axis=0)
     assert names(health.collapsed_samples(fair, same)) == ["same image"]
+    assert "fool D" in found[0]["text"] and "fool D" not in health.collapsed_samples(ones, varied, False)[0]["text"]
 
 
 def test_a_curve_outside_its_band_is_named_and_one_inside_is_not(gan_band):
