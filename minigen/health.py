@@ -39,7 +39,10 @@ def read_run_log(run_dir):
     for path in (config_path, log_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: RUN must be a folder made by `minigen train` or a demo")
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    lines = log_path.read_text().splitlines()
+    if lines and not lines[-1].rstrip().endswith("}"):
+        lines = lines[:-1]  # a line the running training loop is still writing
+    records = [json.loads(line) for line in lines if line.strip()]
     steps = [r for r in records if not r.get("summary")]
     if not steps:
         raise ValueError(f"{log_path} holds no training steps yet")

@@ -177,3 +177,10 @@ def test_the_shipped_vae_band_is_far_from_posterior_collapse():
     """Else every healthy run of the default recipe would be called collapsed."""
     kl = health.load_band("vae")["quantities"]["kl"]["min"]
     assert min(kl) > 10 * health.COLLAPSED_KL
+
+
+def test_a_log_being_written_is_read_without_its_unfinished_line(tmp_path):
+    run = write_run(tmp_path / "run", "gan", gan_log(7)[:10])
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 11, "epoch": 1, "d_re')
+    assert len(health.read_run_log(run)[1]) == 10
