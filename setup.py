@@ -12,7 +12,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["minigen", "minigen.*"]),
     package_data={"minigen": ["mnist_sample/*.gz", "mnist_sample/README.md", "weights/*.npz", "weights/README.md",
-                              "weights/pretrained/*.npz", "weights/pretrained/*.json", "weights/pretrained/README.md"]},
+                              "weights/pretrained/*.npz", "weights/pretrained/*.json", "weights/pretrained/README.md",
+                              "bands/*.json"]},
     install_requires=["numpy>=1.24", "autograd>=1.6", "matplotlib>=3.6", "tqdm>=4.60", "pooch>=1.6"],
     extras_require={
         # torch is only a reference in tests and benchmarks; 2.13 is the CPU build this project pins.

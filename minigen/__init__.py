@@ -44,6 +44,9 @@ lives in the lower one's layer or below.
     autograder          the checks and grader of `minigen assign` (a package)
     assign              `minigen assign`: a student copy and its autograder
     gradebook           `minigen grade`: a class's submissions into a CSV gradebook
+    health              is my run healthy? its curves against its recipe's band; failures named
+    animate             a run's per-epoch sample grids as a GIF
+    runtools            `minigen check` and `minigen animate`
     cli                 the `minigen` command
     demo                what the demo scripts share: train through `minigen train`, then report
     __main__            `python -m minigen`

@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from minigen import __version__, assign
+from minigen import __version__, assign, runtools
 from minigen.models.trainable import MemoryBudget, MemoryLimitError, machine_memory
 from minigen.runlock import ADDED_LATER, CONFIG_FIELDS, RunLock, RunLocked
 from minigen.train import TrainingInterrupted, TrainingStopped
@@ -367,6 +367,7 @@ def build_parser():
     p.set_defaults(run=cmd_demo)
 
     assign.add_parser(sub)
+    runtools.add_parsers(sub)  # check, animate
 
     p = sub.add_parser("grade", help="grade a class's submissions into a CSV gradebook",
                        description="Grade each entry of SUBMISSIONS_DIR (a folder or .zip per student, named by "

@@ -58,7 +58,7 @@ def assert_same_params(a, b):
 def test_a_run_writes_its_directory(tmp_path, digits):
     t, rng, run = new_run(tmp_path)
     history = train(run, t, rng, digits)
-    assert len(history) == 2 and set(history[0]) == {"loss", "grad_norm", "seconds"}
+    assert len(history) == 2 and set(history[0]) == {"loss", "recon", "kl", "grad_norm", "seconds"}
     config = json.loads((tmp_path / "config.json").read_text())
     assert {k: config[k] for k in CONFIG} == CONFIG and config["blas_threads"] >= 1
     assert len(step_lines(tmp_path)) == 2 * 3  # 96 images in batches of 32

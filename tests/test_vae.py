@@ -234,3 +234,17 @@ def test_train_epochs_stops_within_its_time_budget(rng):
     history = train_epochs(step, (np.zeros((40, 1), np.float32),), 100, rng, batch_size=10, max_seconds=10,
                            clock=lambda: float(len(ticks)))
     assert len(history) == 2 and len(ticks) == 8
+
+
+def test_a_train_step_logs_the_elbo_terms_that_make_its_loss(digits):
+    """recon and kl are logged (minigen check reads kl to spot posterior collapse) and sum to the
+    beta-weighted loss; the IWAE bound has no separate KL, so it logs neither."""
+    for beta in (1.0, 4.0):
+        model, rng = VAE(VAEConfig(beta=beta)), np.random.default_rng(0)
+        params = model.init(rng)
+        logged = make_train_step(model, params, Adam(params), rng)((digits[:32],))
+        assert logged["kl"] > 0 and logged["recon"] > 0
+        assert logged["loss"] == pytest.approx(logged["recon"] + beta * logged["kl"], rel=1e-5)
+    model = VAE(VAEConfig(k=5))
+    params = model.init(rng)
+    assert set(make_train_step(model, params, Adam(params), rng)((digits[:32],))) == {"loss", "grad_norm"}

@@ -67,9 +67,9 @@ class CVAE:
         """The shape of eps for one training step on n examples (see VAE.noise_shape)."""
         return self.vae.noise_shape(n)
 
-    def loss(self, params, x, y, eps):
-        """Mean of -log p(x|z,y) + beta * KL over the batch (the IWAE bound when cfg.k > 1)."""
-        return self.given(y).loss(params, x, eps)
+    def loss(self, params, x, y, eps, seen=None):
+        """Mean of -log p(x|z,y) + beta * KL over the batch (the IWAE bound when cfg.k > 1); seen: see VAE.loss."""
+        return self.given(y).loss(params, x, eps, seen)
 
     def iwae_log_weights(self, params, x, y, eps):
         """log p(x, z_k|y) - log q(z_k|x,y): eps (K, N, latent) -> (K, N)."""

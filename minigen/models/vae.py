@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import autograd.numpy as np
 import numpy as onp
+from autograd.tracer import getval
 
 from minigen import losses, nn, ops
 from minigen.autodiff import value_and_grad
@@ -117,11 +118,19 @@ class VAE:
         """The shape of eps for one training step on n examples: (n, latent), or (k, n, latent) for the IWAE."""
         return (n, self.cfg.latent) if self.cfg.k == 1 else (self.cfg.k, n, self.cfg.latent)
 
-    def loss(self, params, x, eps):
-        """The β-VAE objective, mean of -log p(x|z) + beta * KL; with eps (k, N, latent), -mean IWAE bound."""
+    def loss(self, params, x, eps, seen=None):
+        """The β-VAE objective, mean of -log p(x|z) + beta * KL; with eps (k, N, latent), -mean IWAE bound.
+
+        seen: an optional dict that receives the batch means of the two terms, "recon" (-log p(x|z))
+        and "kl", as floats outside the autograd trace: the training log shows them, so a KL
+        falling to 0 (posterior collapse, Bowman et al. 2016) can be seen (`minigen check`).
+        """
         if onp.ndim(eps) == 3:
             return -np.mean(losses.iwae_bound(self.iwae_log_weights(params, x, eps)))
-        return losses.beta_vae_loss(*self.elbo_terms(params, x, eps), beta=self.cfg.beta)
+        log_px_z, kl = self.elbo_terms(params, x, eps)
+        if seen is not None:
+            seen["recon"], seen["kl"] = -float(onp.mean(getval(log_px_z))), float(onp.mean(getval(kl)))
+        return losses.beta_vae_loss(log_px_z, kl, beta=self.cfg.beta)
 
     def iwae_log_weights(self, params, x, eps):
         """log p(x, z_k) - log q(z_k|x) for K samples: eps (K, N, latent) -> (K, N)."""
@@ -151,7 +160,8 @@ class VAE:
 
 
 def make_train_step(model, params, opt, rng, binarized=True):
-    """step(batch) -> {"loss", "grad_norm"}: draw eps (and binarize), value_and_grad, a guarded opt.step.
+    """step(batch) -> {"loss", "recon", "kl", "grad_norm"}: draw eps (and binarize), value_and_grad,
+    a guarded opt.step. recon and kl: the ELBO's terms (not for the IWAE bound, which has no separate KL).
 
     batch = (x,) for the VAE; any arrays after x (e.g. the labels of a conditional
     model) are passed on to model.loss between x and eps: loss(params, x, *rest, eps).
@@ -161,9 +171,10 @@ def make_train_step(model, params, opt, rng, binarized=True):
     def step(batch):
         x = binarize(rng, batch[0]) if binarized else batch[0]
         eps = rng.standard_normal(model.noise_shape(len(x)), dtype=onp.float32)
-        value, grads = loss_and_grad(params, x, *batch[1:], eps)
+        seen = {}
+        value, grads = loss_and_grad(params, x, *batch[1:], eps, seen=seen)
         loss = check_finite("loss", value)  # the NaN guard: nothing non-finite reaches the weights
-        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, type(model).__name__)}
+        return {"loss": loss, **seen, "grad_norm": apply_gradients(opt, grads, type(model).__name__)}
 
     return step
 
