@@ -47,6 +47,7 @@ lives in the lower one's layer or below.
     health              is my run healthy? its curves against its recipe's band; failures named
     animate             a run's per-epoch sample grids as a GIF
     runtools            `minigen check` and `minigen animate`
+    cli_types           argparse types that refuse a bad value with what was expected
     cli                 the `minigen` command
     demo                what the demo scripts share: train through `minigen train`, then report
     __main__            `python -m minigen`

@@ -5,13 +5,13 @@ and exit 1; --debug shows the full traceback instead. Training stopped by Ctrl-C
 or SIGTERM saves and exits 128 + the signal's number (130, 143).
 """
 import argparse
-import math
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 from minigen import __version__, assign, runtools
+from minigen.cli_types import non_negative_int, positive_int, positive_number
 from minigen.models.trainable import MemoryBudget, MemoryLimitError, machine_memory
 from minigen.runlock import ADDED_LATER, CONFIG_FIELDS, RunLock, RunLocked
 from minigen.train import TrainingInterrupted, TrainingStopped
@@ -251,37 +251,6 @@ def cmd_demo(args):
                                 f"installed with `pip install -e .`")
     # its own process: the demo parses its own argv, and this process's sys.argv stays as it is
     return subprocess.run([sys.executable, str(script), *[a for a in args.rest if a != "--"]]).returncode
-
-
-def _int_at_least(text, minimum, what):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
-    return value
-
-
-def positive_int(text):
-    """argparse type: an integer >= 1 (a count or a size)."""
-    return _int_at_least(text, 1, "a positive integer")
-
-
-def non_negative_int(text):
-    """argparse type: an integer >= 0 (a seed)."""
-    return _int_at_least(text, 0, "an integer >= 0")
-
-
-def positive_number(text):
-    """argparse type: a finite number > 0 (nan, inf and 0 refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def cmd_grade(args):
