@@ -26,6 +26,10 @@ The VAE's encoder, trained on complete images, is a poor guess on a half-invente
 `proposal` swaps it for the partial encoder q(z | x_obs) (models.partial_vae), which reads
 the observed pixels only: z̃ then no longer depends on the current state (an independence
 sampler, Tierney 1994), and ρ is the formula above with q(· | x_obs) in place of q(· | x̂).
+That step still targets p(z | x_obs, x_mis), which a full binary x_mis pins down tightly;
+collapsed=True targets p(z | x_obs) instead, x_mis integrated out: ρ with p(x_obs | ·) in place
+of p(x̂ | ·), then x_mis ~ p(x_mis | z) as before — exact too (a collapsed sampler, Liu 1994),
+and valid only for a proposal blind to x_mis.
 """
 from typing import NamedTuple
 
@@ -47,11 +51,12 @@ def _check(fn, model, x, mask):
     return np.asarray(x, np.float32), mask
 
 
-def log_weight(x_hat, z, logits, mu, logvar):
-    """log p(x̂ | z) + log p(z) - log q(z | x̂), per image (N,): p(x̂|z) Bernoulli with `logits`
-    (N, *image), p(z) = N(0, I), q = N(mu, diag e^logvar). Grey-level x̂ gives the expected
-    log-likelihood over binarizations, E_b log p(b | z) with b ~ Bernoulli(x̂)."""
-    return (losses.bernoulli_log_likelihood(x_hat, logits) + losses.standard_normal_log_density(z)
+def log_weight(x_hat, z, logits, mu, logvar, counted):
+    """log p(x̂_counted | z) + log p(z) - log q(z), per image (N,): p(x̂|z) Bernoulli with `logits`
+    (N, *image) over the pixels where `counted` (bool, x̂'s shape) is True — all of them in the
+    Gibbs step, the observed ones when collapsed — p(z) = N(0, I), q = N(mu, diag e^logvar).
+    Grey-level x̂ gives the expected log-likelihood over binarizations, E_b log p(b | z)."""
+    return (observed_log_likelihood(x_hat, logits, counted) + losses.standard_normal_log_density(z)
             - losses.diag_gaussian_log_density(z, mu, logvar))
 
 
@@ -66,12 +71,21 @@ def observed_proposal(encoder, encoder_params):
     return lambda x_hat, mask: encoder.encode(encoder_params, x_hat, mask)
 
 
-def log_acceptance(model, params, x_hat, mask, z_old, z_new, proposal=None):
+def _counted(mask, proposal, collapsed):
+    """The pixels whose likelihood enters ρ: all, or with collapsed=True the observed ones."""
+    if collapsed and proposal is None:
+        raise ValueError("collapsed=True needs a proposal blind to the missing pixels (observed_proposal); "
+                         "the VAE's encoder reads them")
+    return mask if collapsed else np.ones_like(mask)
+
+
+def log_acceptance(model, params, x_hat, mask, z_old, z_new, proposal=None, collapsed=False):
     """log ρ of the Metropolis-within-Gibbs step (module docstring) for moving from z_old to z_new: (N,).
-    proposal: see encoder_proposal (the default) and observed_proposal."""
+    proposal: see encoder_proposal (the default) and observed_proposal; collapsed: see the module docstring."""
+    counted = _counted(mask, proposal, collapsed)
     mu, logvar = (proposal or encoder_proposal(model, params))(x_hat, mask)
-    return (log_weight(x_hat, z_new, model.decode(params, z_new), mu, logvar)
-            - log_weight(x_hat, z_old, model.decode(params, z_old), mu, logvar))
+    return (log_weight(x_hat, z_new, model.decode(params, z_new), mu, logvar, counted)
+            - log_weight(x_hat, z_old, model.decode(params, z_old), mu, logvar, counted))
 
 
 class ChainState(NamedTuple):
@@ -81,15 +95,16 @@ class ChainState(NamedTuple):
     accepted: np.ndarray  # (N,) bool, whether this step's proposal was accepted (all True at t = 0)
 
 
-def metropolis_within_gibbs(model, params, x, mask, rng, fill=0.5, proposal=None):
+def metropolis_within_gibbs(model, params, x, mask, rng, fill=0.5, proposal=None, collapsed=False):
     """The states t = 0, 1, 2, ... of Mattei & Frellsen's sampler (module docstring), as a generator.
 
     t = 0: x̂ holds `fill` on the missing pixels, z ~ q(z | x̂) is taken as it is, x_mis ~ p(x|z).
     x: (N, *image) in [0, 1]; mask: bool of x's shape, True on observed pixels; rng: a numpy
-    Generator; proposal: encoder_proposal(model, params) (the default) or observed_proposal.
-    Observed pixels are never changed. Yields ChainState.
+    Generator; proposal: encoder_proposal(model, params) (the default) or observed_proposal;
+    collapsed: see the module docstring. Observed pixels are never changed. Yields ChainState.
     """
     x, mask = _check("metropolis_within_gibbs", model, x, mask)
+    counted = _counted(mask, proposal, collapsed)
     propose = proposal or encoder_proposal(model, params)
     x_hat = np.where(mask, x, np.float32(fill))
     n, per_image = len(x), (-1,) + (1,) * (x.ndim - 1)
@@ -108,7 +123,8 @@ def metropolis_within_gibbs(model, params, x, mask, rng, fill=0.5, proposal=None
             mu, logvar = propose(x_hat, mask)
             z_new = losses.reparameterize(mu, logvar, losses.sample_eps(rng, mu.shape))
             logits_new = model.decode(params, z_new)
-            log_rho = log_weight(x_hat, z_new, logits_new, mu, logvar) - log_weight(x_hat, z, logits, mu, logvar)
+            log_rho = (log_weight(x_hat, z_new, logits_new, mu, logvar, counted)
+                       - log_weight(x_hat, z, logits, mu, logvar, counted))
             accept = np.log(rng.random(n)) < log_rho  # u < min(1, ρ)
             z = np.where(accept[:, None], z_new, z)
             logits = np.where(accept.reshape(per_image), logits_new, logits)
@@ -124,14 +140,15 @@ class Imputation(NamedTuple):
     acceptance: float  # the share of accepted proposals after burn-in
 
 
-def mwg_impute(model, params, x, mask, rng, n_iter=200, burn_in=50, keep=4, fill=0.5, proposal=None):
+def mwg_impute(model, params, x, mask, rng, n_iter=200, burn_in=50, keep=4, fill=0.5, proposal=None,
+               collapsed=False):
     """Estimate E[x_mis | x_obs] by n_iter Metropolis-within-Gibbs steps, averaging after burn_in.
 
     Returns Imputation(mean, draws, acceptance); see metropolis_within_gibbs for the arguments.
     """
     if not 0 <= burn_in < n_iter:
         raise ValueError(f"mwg_impute: expected 0 <= burn_in < n_iter, got burn_in {burn_in}, n_iter {n_iter}")
-    chain = metropolis_within_gibbs(model, params, x, mask, rng, fill=fill, proposal=proposal)
+    chain = metropolis_within_gibbs(model, params, x, mask, rng, fill=fill, proposal=proposal, collapsed=collapsed)
     keep_at = set(np.linspace(burn_in, n_iter, keep, dtype=int).tolist()) if keep else set()
     total, accepted, draws = 0.0, 0.0, []
     for t in range(n_iter + 1):

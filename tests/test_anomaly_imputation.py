@@ -246,39 +246,48 @@ def toy_posterior_grid():
     return grid, post, (np.exp(log_sigmoid(TOY["w"][1] * grid + TOY["b"][1])) * post).sum()
 
 
-def test_acceptance_ratio_with_the_observed_pixel_proposal_by_hand():
+@pytest.mark.parametrize("collapsed", [False, True])
+def test_acceptance_ratio_with_the_observed_pixel_proposal_by_hand(collapsed):
     x_hat = np.array([[1.0, 1.0], [0.0, 1.0]], np.float32)  # x1 (missing) holds the chain's current draw
     mask = np.array([[True, False]] * 2).reshape(2, 1, 1, 2)
     z_old, z_new = np.array([[0.3], [-1.1]], np.float32), np.array([[-0.5], [0.8]], np.float32)
 
-    def log_w(x, z):  # log p(x̂ | z) + log p(z) - log q(z | x_obs), x_obs = x0 alone
+    def log_w(x, z):  # log p(x̂ | z) + log p(z) - log q(z | x_obs), x_obs = x0 alone; collapsed: p(x0 | z)
         logits = TOY["w"] * z + TOY["b"]
-        log_px = sum(x[j] * log_sigmoid(logits[j]) + (1 - x[j]) * log_sigmoid(-logits[j]) for j in range(2))
+        counted = [0] if collapsed else [0, 1]
+        log_px = sum(x[j] * log_sigmoid(logits[j]) + (1 - x[j]) * log_sigmoid(-logits[j]) for j in counted)
         return log_px + stats.norm.logpdf(z) - stats.norm.logpdf(z, 0.7 * x[0] + 0.2, np.sqrt(0.9))
 
     expected = [log_w(x, zn) - log_w(x, zo) for x, zo, zn in zip(x_hat, z_old[:, 0], z_new[:, 0])]
     got = imputation.log_acceptance(Toy(), TOY, x_hat.reshape(2, 1, 1, 2), mask, z_old, z_new,
-                                    proposal=toy_observed_proposal)
+                                    proposal=toy_observed_proposal, collapsed=collapsed)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     # the default proposal, the VAE's q(z | x̂), gives another ratio: the argument is not ignored
     default = imputation.log_acceptance(Toy(), TOY, x_hat.reshape(2, 1, 1, 2), mask, z_old, z_new)
     assert np.abs(default - got).max() > 0.1
 
 
-def test_independence_chain_samples_the_exact_posterior_of_the_toy():
+@pytest.mark.parametrize("collapsed", [False, True])
+def test_independence_chain_samples_the_exact_posterior_of_the_toy(collapsed):
     grid, post, p_x1 = toy_posterior_grid()
     z_mean, z_var = (grid * post).sum(), (grid ** 2 * post).sum() - (grid * post).sum() ** 2
     n = 400
     x = np.tile(np.array([1.0, 0.0], np.float32), (n, 1)).reshape(n, 1, 1, 2)
     mask = np.tile(np.array([True, False]), (n, 1)).reshape(n, 1, 1, 2)
     result = imputation.mwg_impute(Toy(), TOY, x, mask, np.random.default_rng(2), n_iter=1500, burn_in=100,
-                                   proposal=toy_observed_proposal)
+                                   proposal=toy_observed_proposal, collapsed=collapsed)
     assert result.mean[:, 0, 0, 1].mean() == pytest.approx(p_x1, abs=0.01)
     assert 0.05 < result.acceptance < 0.95  # the correction is at work
     chain = imputation.metropolis_within_gibbs(Toy(), TOY, x, mask, np.random.default_rng(3),
-                                               proposal=toy_observed_proposal)
+                                               proposal=toy_observed_proposal, collapsed=collapsed)
     zs = np.concatenate([next(chain).z[:, 0] for _ in range(1500)][100:])
     assert zs.mean() == pytest.approx(z_mean, abs=0.02) and zs.var() == pytest.approx(z_var, abs=0.03)
+
+
+def test_collapsed_chain_refuses_a_proposal_that_reads_the_missing_pixels():
+    x, mask = np.zeros((2, 1, 1, 2), np.float32), np.array([[True, False]] * 2).reshape(2, 1, 1, 2)
+    with pytest.raises(ValueError, match="blind to the missing pixels"):
+        imputation.metropolis_within_gibbs(Toy(), TOY, x, mask, np.random.default_rng(0), collapsed=True)
 
 
 def test_importance_weights_effective_sample_size_and_resampled_completions():
