@@ -27,6 +27,9 @@ The last two again with a better proposal, marked "partial encoder": q(z | x_obs
 (models.partial_vae), trained for --proposal-epochs with the VAE's decoder fixed, on training
 images under a random mask of the three kinds (Ma et al. 2019; Mattei & Frellsen 2019).
 Each proposal's acceptance rate (MwG) and effective sample size (importance) is printed.
+  collapsed MwG        imputation.mwg_impute(collapsed=True): the partial encoder's z̃ tested
+                       against p(z | x_obs) alone, x_mis integrated out (the Gibbs step's
+                       p(z | x_obs, x_mis) is pinned down by a full binary completion)
 
 Squared error rewards the conditional mean: a single sharp completion, however
 plausible, pays for every stroke it puts where the truth has none. Averaging many
@@ -155,6 +158,10 @@ def compare(model, params, partial, x, mask, x_train, args, seed):
         diagnostics[tag.lstrip(", ") or "VAE encoder"] = {
             "mwg_acceptance": mwg.acceptance, "ess_mean": float(weighted.ess.mean()),
             "ess_median": float(np.median(weighted.ess))}
+    collapsed = imputation.mwg_impute(model, params, x, mask, np.random.default_rng([seed, 6]), n_iter=args.n_iter,
+                                      burn_in=args.burn_in, proposal=proposal, collapsed=True)
+    record("collapsed MwG, partial encoder, mean", collapsed.mean)
+    diagnostics["partial encoder"]["collapsed_acceptance"] = collapsed.acceptance
     return guesses, diagnostics, weighted.draws, seconds
 
 
@@ -189,9 +196,10 @@ def main(argv=None):
         for method, value in mse.items():
             print(f"  {method:42s} {value:7.4f}   {100 * (value / baseline - 1):+6.1f} % vs the training mean")
         for proposal, d in diagnostics.items():
+            collapsed = f" (collapsed: {100 * d['collapsed_acceptance']:.1f} %)" if "collapsed_acceptance" in d else ""
             print(f"  proposal {proposal}: Metropolis-within-Gibbs ({args.n_iter} steps, mean after {args.burn_in}) "
-                  f"accepts {100 * d['mwg_acceptance']:.1f} %; importance sampling's ESS mean {d['ess_mean']:.1f}, "
-                  f"median {d['ess_median']:.1f} of K = {args.is_k}")
+                  f"accepts {100 * d['mwg_acceptance']:.1f} %{collapsed}; importance sampling's ESS mean "
+                  f"{d['ess_mean']:.1f}, median {d['ess_median']:.1f} of K = {args.is_k}")
         best = guesses[f"importance-weighted mean, partial encoder, K={args.is_k}"]
         pictures += [np.where(mask, x_test, 0.5)[show], *draws[:, show], best[show], guesses["kNN"][show],
                      x_test[show]]
