@@ -69,6 +69,8 @@ def parse_args(argv):
     p.add_argument("--fixed-steps", type=int, default=20, help="steps of the deterministic fixed-point iteration")
     p.add_argument("--knn", type=int, default=10, help="neighbours of the kNN baseline")
     p.add_argument("--is-k", type=int, default=100, help="importance samples of the importance-weighted mean")
+    p.add_argument("--more-k", type=int, default=1000,
+                   help="importance samples of one more importance-weighted mean, partial encoder only (0: none)")
     p.add_argument("--n-test", type=int, default=10000, help="test images imputed (the first n)")
     p.add_argument("--params", default=None, help="a vae.npz from vae_mnist.py (same --latent/--hidden): no training")
     p.add_argument("--proposal-epochs", type=int, default=10, help="training of the partial encoder q(z | x_obs)")
@@ -158,6 +160,10 @@ def compare(model, params, partial, x, mask, x_train, args, seed):
         diagnostics[tag.lstrip(", ") or "VAE encoder"] = {
             "mwg_acceptance": mwg.acceptance, "ess_mean": float(weighted.ess.mean()),
             "ess_median": float(np.median(weighted.ess))}
+    if args.more_k:
+        record(f"importance-weighted mean, partial encoder, K={args.more_k}",
+               imputation.importance_impute(model, params, x, mask, np.random.default_rng([seed, 7]), k=args.more_k,
+                                            proposal=proposal).mean)
     collapsed = imputation.mwg_impute(model, params, x, mask, np.random.default_rng([seed, 6]), n_iter=args.n_iter,
                                       burn_in=args.burn_in, proposal=proposal, collapsed=True)
     record("collapsed MwG, partial encoder, mean", collapsed.mean)

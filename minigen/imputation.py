@@ -193,7 +193,7 @@ class ImportanceImputation(NamedTuple):
     ess: np.ndarray  # (N,) effective sample size 1 / Σ_k w_k² of each image's normalised weights, in 1..K
 
 
-def importance_impute(model, params, x, mask, rng, k=100, fill=0.5, batch_size=100, proposal=None, keep=0):
+def importance_impute(model, params, x, mask, rng, k=100, fill=0.5, batch_size=None, proposal=None, keep=0):
     """E[x_mis | x_obs] by self-normalised importance sampling, the single imputation of
     Mattei & Frellsen (2019, "MIWAE", ICML, section 3):
 
@@ -205,11 +205,13 @@ def importance_impute(model, params, x, mask, rng, k=100, fill=0.5, batch_size=1
     independent check of what Metropolis-within-Gibbs estimates. Its precision is the ESS
     (Kong 1992): K weights worth about 1 / Σ w_k² independent draws of the posterior.
     proposal: q's (mu, logvar) from (x̂_0, mask), see encoder_proposal (default) and
-    observed_proposal. keep: completions to resample per image, for pictures.
+    observed_proposal. keep: completions to resample per image, for pictures. batch_size: images
+    per batch, by default as many as make 20,000 decodes (K · n), about 60 MB of logits.
     Shapes as in metropolis_within_gibbs; returns ImportanceImputation.
     """
     x, mask = _check("importance_impute", model, x, mask)
     propose = proposal or encoder_proposal(model, params)
+    batch_size = batch_size or max(1, 20000 // k)
     mean, draws, ess = np.empty_like(x), np.empty((keep, *x.shape), np.float32), np.empty(len(x))
     for start in range(0, len(x), batch_size):
         part = slice(start, start + batch_size)

@@ -203,13 +203,13 @@ def test_anomaly_demo_runs_both_protocols(tmp_path, capsys):
 def test_imputation_demo_reports_every_method_for_every_mask(tmp_path, capsys):
     runpy.run_path(str(DEMOS / "imputation_mnist.py"))["main"](
         ["--sample", "--epochs", "1", "--proposal-epochs", "1", "--n-iter", "6", "--burn-in", "2", "--n-test", "40",
-         "--is-k", "5", "--out", str(tmp_path)])
+         "--is-k", "5", "--more-k", "7", "--out", str(tmp_path)])
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["masks"]) == {"bottom half", "centre square", "random 50% of pixels"}
     table = metrics["masks"]["bottom half"]["mse"]
     assert {"training mean", "kNN", "Metropolis-within-Gibbs, mean", "importance-weighted mean, K=5",
             "Metropolis-within-Gibbs, partial encoder, mean", "importance-weighted mean, partial encoder, K=5",
-            "collapsed MwG, partial encoder, mean"} <= set(table)
+            "collapsed MwG, partial encoder, mean", "importance-weighted mean, partial encoder, K=7"} <= set(table)
     proposals = metrics["masks"]["bottom half"]["proposals"]
     assert set(proposals) == {"VAE encoder", "partial encoder"}
     assert all(1 <= d["ess_mean"] <= 5 and 0 <= d["mwg_acceptance"] <= 1 for d in proposals.values())
