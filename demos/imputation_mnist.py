@@ -71,7 +71,8 @@ def parse_args(argv):
     p.add_argument("--is-k", type=int, default=100, help="importance samples of the importance-weighted mean")
     p.add_argument("--more-k", type=int, default=1000,
                    help="importance samples of one more importance-weighted mean, partial encoder only (0: none)")
-    p.add_argument("--n-test", type=int, default=10000, help="test images imputed (the first n)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="test images imputed (the first n; default all 10,000, with --sample 200)")
     p.add_argument("--params", default=None, help="a vae.npz from vae_mnist.py (same --latent/--hidden): no training")
     p.add_argument("--proposal-epochs", type=int, default=10, help="training of the partial encoder q(z | x_obs)")
     p.add_argument("--proposal-k", type=int, default=1, help="importance samples in its bound (1: the ELBO)")
@@ -81,6 +82,9 @@ def parse_args(argv):
     p.add_argument("--sample", action="store_true", help="use the small packaged sample")
     p.add_argument("--out", default="runs/imputation")
     args = p.parse_args(argv)
+    if args.n_test is not None and args.n_test < 1:
+        p.error(f"--n-test must be a positive number of test images, got {args.n_test}")
+    args.n_test = args.n_test or (200 if args.sample else 10000)  # --sample: a smoke run within two minutes
     if not 0 <= args.burn_in < args.n_iter:
         p.error(f"need 0 <= --burn-in < --n-iter, got {args.burn_in} and {args.n_iter}")
     return args
