@@ -1,8 +1,8 @@
 """An encoder of the observed pixels only, q(z | x_obs, mask): the inference network of a partial VAE.
 
 A VAE's encoder q(z | x) was trained on complete images. Shown an image whose missing
-half is invented, it proposes codes that the observed half rejects (README: 2 % of its
-proposals accepted by Metropolis-within-Gibbs, an importance sample of ~3 in 100).
+half is invented, it proposes codes that the observed half rejects (the README measures
+how few of them Metropolis-within-Gibbs accepts, and the importance samples' ESS).
 Because the decoder factorises over pixels, p(x_obs | z) = Π_{j observed} p(x_j | z), and
 
     log p(x_obs) >= E_q[log p(x_obs | z) + log p(z) - log q(z | x_obs)]
