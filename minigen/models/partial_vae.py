@@ -82,7 +82,7 @@ class PartialEncoder:
                 - losses.diag_gaussian_log_density(z, mu[None], logvar[None]))
 
     def loss(self, params, decode, x, mask, eps):
-        """-mean over the batch of log (1/K Σ_k w_k) <= ... (K = 1: the negative ELBO of x_obs)."""
+        """-mean over the batch of log (1/K Σ_k w_k) <= log p(x_obs) (K = 1: the ELBO of x_obs), to minimise."""
         return -np.mean(losses.iwae_bound(self.log_weights(params, decode, x, mask, eps)))
 
 
