@@ -26,6 +26,7 @@ lives in the lower one's layer or below.
     models.trainable    what a model hands the training loop; the guarded gradient step
     models.classifier   the MNIST classifier whose features the FID uses
     models.vae          one module per model family: networks, loss, train step, sampler
+    models.partial_vae  q(z | observed pixels, mask) against a trained VAE's fixed decoder
     models.cvae
     models.m2
     models.gan
