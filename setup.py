@@ -1,7 +1,8 @@
 from setuptools import find_packages, setup
 
-# What it takes to run a notebook from a script or a test (nbclient executes it in an ipykernel kernel).
-RUN_NOTEBOOKS = ["nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6"]
+# What it takes to run a notebook from a script or a test (nbclient executes it in an ipykernel kernel);
+# scipy only for notebook 06's exact Wasserstein distance (an optimal matching), never by minigen/.
+RUN_NOTEBOOKS = ["nbformat>=5.7", "nbclient>=0.7", "ipykernel>=6", "scipy>=1.10"]
 
 setup(
     name="minigen",
