@@ -25,7 +25,8 @@ import numpy as np
 from minigen import viz
 from minigen.checkpoint import save_params
 from minigen.data import load_split
-from minigen.models.m2 import M2, M2Config, labelled_subset, make_supervised_step, make_train_step
+from minigen.models.m2 import M2, M2Config
+from minigen.models.semisupervised import labelled_subset, make_supervised_step, make_train_step
 from minigen.optim import Adam
 from minigen.train import mean_over_batches, train_epochs
 

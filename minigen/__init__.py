@@ -28,6 +28,7 @@ lives in the lower one's layer or below.
     models.vae          one module per model family: networks, loss, train step, sampler
     models.cvae
     models.m2
+    models.semisupervised   M2 trained with a few labels: the labelled set, the step, `minigen train m2`
     models.gan
     models.dcgan
     models.cgan

@@ -17,11 +17,10 @@ from minigen.models.m2 import (
     categorical_entropy,
     classification_loss,
     labelled_bound,
-    labelled_subset,
-    make_train_step,
     semi_supervised_objective,
     unlabelled_bound,
 )
+from minigen.models.semisupervised import labelled_subset, make_train_step
 from minigen.optim import SGD, Adam, leaves
 
 SMALL = M2Config(latent=3, hidden=16)

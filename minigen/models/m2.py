@@ -37,9 +37,6 @@ import autograd.numpy as np
 import numpy as onp
 
 from minigen import losses, nn, ops
-from minigen.autodiff import value_and_grad
-from minigen.data import balanced_indices, binarize
-from minigen.models.trainable import apply_gradients, check_finite
 
 
 @dataclass(frozen=True)
@@ -229,6 +226,11 @@ class M2:
 
     # --- pictures ---
 
+    def sample(self, params, rng, labels):
+        """x ~ E[x|y,z], z ~ p(z) = N(0, I), for the given labels (n,) int -> (n, 1, 28, 28) in [0, 1]."""
+        z = losses.sample_eps(rng, (len(labels), self.cfg.latent))
+        return self.decode_mean(params, z, ops.one_hot(labels, self.cfg.n_classes, len(labels)))
+
     def class_grid(self, params, z):
         """The same styles z (n, latent) drawn as every class: (C*n, 1, 28, 28), row y = class y."""
         c, n = self.cfg.n_classes, len(z)
@@ -245,51 +247,3 @@ class M2:
         mu, _ = self.encode(params, x, ops.one_hot(self.predict(params, x), self.cfg.n_classes, n))
         redrawn = onp.stack(onp.split(self.class_grid(params, mu), c), axis=1)  # (n, C, 1, 28, 28)
         return onp.concatenate([x[:, None], redrawn], axis=1).reshape(n * (c + 1), *x.shape[1:])
-
-
-# --- Data and training ----------------------------------------------------------------------
-
-def labelled_subset(labels, n_labels, rng, n_classes=10):
-    """Split indices into a labelled set, n_labels / n_classes images of each class drawn
-    with rng, and the unlabelled rest. labels: (N,) int -> (labelled (n_labels,), unlabelled)."""
-    labelled = balanced_indices(rng, labels, n_labels, n_classes)
-    return labelled, onp.setdiff1d(onp.arange(len(labels)), labelled)
-
-
-def make_train_step(model, params, opt, rng, x_labelled, y_labelled, n_unlabelled, labelled_batch=100,
-                    labelled_copies=1):
-    """step((x_u,)) -> {"loss": J^α/N}: one unlabelled batch, labelled_batch images drawn from
-    the labelled set, both dynamically binarized; fresh noise eps; value_and_grad; a guarded opt.step.
-
-    labelled_copies = 1 is the paper's J. More counts each labelled image that many times,
-    as if the labelled set were replicated (N grows alike); N_u / N_l copies weigh the
-    labelled and the unlabelled batch means equally, as many reimplementations do.
-    """
-    if int(labelled_copies) != labelled_copies or labelled_copies < 1:
-        raise ValueError(f"make_train_step: labelled_copies must be a positive integer, got {labelled_copies!r}")
-    loss_and_grad = value_and_grad(model.loss)
-    size = min(labelled_batch, len(x_labelled))
-    n_labelled = len(x_labelled) * int(labelled_copies)
-
-    def step(batch):
-        idx = rng.choice(len(x_labelled), size, replace=False)
-        x_l, x_u = binarize(rng, x_labelled[idx]), binarize(rng, batch[0])
-        eps_l = losses.sample_eps(rng, (size, model.cfg.latent))
-        eps_u = losses.sample_eps(rng, (model.cfg.n_classes, len(x_u), model.cfg.latent))
-        value, grads = loss_and_grad(params, x_l, y_labelled[idx], x_u, eps_l, eps_u, n_labelled, n_unlabelled)
-        loss = check_finite("loss", value)  # the NaN guard, as in every model's step
-        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "M2")}
-
-    return step
-
-
-def make_supervised_step(model, params, opt, rng):
-    """step((x, y)) -> {"loss": ...}: the classifier alone on labelled images (binarized alike)."""
-    loss_and_grad = value_and_grad(model.supervised_loss)
-
-    def step(batch):
-        value, grads = loss_and_grad(params, binarize(rng, batch[0]), batch[1])
-        loss = check_finite("loss", value)
-        return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "classifier")}
-
-    return step
