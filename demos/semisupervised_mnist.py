@@ -44,6 +44,11 @@ def parse_args(argv):
     p.add_argument("--labelled-copies", type=int, default=1,
                    help="count each labelled image this many times in J (the paper: 1; 0: N_u / N_l, balanced)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-final", type=float, default=None,
+                   help="with --cpu-minutes: decay the learning rate exponentially in CPU time to this value")
+    p.add_argument("--cpu-minutes", type=float, default=None,
+                   help="a budget in this process's CPU time for M2's training (fair on a shared machine); "
+                        "--epochs stays the upper limit")
     p.add_argument("--batch-size", type=int, default=100, help="unlabelled images per step")
     p.add_argument("--labelled-batch", type=int, default=100, help="labelled images per step")
     p.add_argument("--baseline-epochs", type=int, default=None,
@@ -97,18 +102,28 @@ def main(argv=None):
 
     params = model.init(rng)
     copies = args.labelled_copies or max(1, round(len(x_u) / len(x_l)))
-    step = make_train_step(model, params, Adam(params, lr=args.lr), rng, x_l, y_l, len(x_u), args.labelled_batch,
-                           copies)
+    opt = Adam(params, lr=args.lr)
+    step = make_train_step(model, params, opt, rng, x_l, y_l, len(x_u), args.labelled_batch, copies)
+    clock = time.process_time if args.cpu_minutes is not None else time.perf_counter
+    budget = None if args.cpu_minutes is None else 60 * args.cpu_minutes
+    start = clock()
+
+    def scheduled_step(batch):
+        if args.lr_final is not None:  # exponential in the budget's elapsed share, as in demos/vae_mnist.py
+            opt.lr = args.lr * (args.lr_final / args.lr) ** min(1.0, (clock() - start) / budget)
+        return step(batch)
+
     errors = []
 
     def log(epoch, m):
         errors.append(classification_error(model, params, x_test, y_test))
         print(f"epoch {epoch}: J^alpha/N {m['loss']:.2f}, test error {100 * errors[-1]:.2f}% "
-              f"({m['seconds']:.0f} s)", flush=True)
+              f"({m['seconds']:.0f} s, {clock() - start:.0f} s on the clock, lr {opt.lr:.2g})", flush=True)
 
-    start = time.perf_counter()
-    history = train_epochs(step, (x_u,), args.epochs, rng, args.batch_size, desc="m2", log=log)
-    seconds = time.perf_counter() - start
+    history = train_epochs(scheduled_step, (x_u,), args.epochs, rng, args.batch_size, desc="m2", log=log,
+                           max_seconds=budget, clock=clock, stop_mid_epoch=True)
+    seconds = clock() - start
+    final_error = classification_error(model, params, x_test, y_test)
 
     z = np.random.default_rng(1234).standard_normal((10, model.cfg.latent), dtype=np.float32)
     viz.save_image_grid(model.class_grid(params, z), out / "m2_samples.png", ncol=10)
@@ -116,11 +131,11 @@ def main(argv=None):
     viz.save_curves(history, out / "loss.png", ["loss"], "M2 training objective J^alpha / N (nats)")
     save_params(out / "m2.npz", params)
     n_total = copies * len(x_l) + len(x_u)
-    metrics = {"test_error": errors[-1], "baseline_test_error": baseline_error, "test_error_per_epoch": errors,
+    metrics = {"test_error": final_error, "baseline_test_error": baseline_error, "test_error_per_epoch": errors,
                "n_total": n_total, "labelled_copies_used": copies, "alpha": args.alpha_scale * n_total,
                "train_seconds": seconds, "baseline_seconds": baseline_seconds, "test_images": len(x_test), **vars(args)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(f"M2 test error {100 * errors[-1]:.2f}% with {len(x_l)} labels after {args.epochs} epochs "
+    print(f"M2 test error {100 * final_error:.2f}% with {len(x_l)} labels after {args.epochs} epochs "
           f"({seconds:.0f} s); the classifier alone: {100 * baseline_error:.2f}%\npictures and weights in {out}/")
     return metrics
 
