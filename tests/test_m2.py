@@ -354,12 +354,25 @@ def test_pictures_show_every_class(small, data):
     np.testing.assert_array_equal(strips[11], x[1])
 
 
-def test_demo_smoke_run_writes_its_files(tmp_path):
+def import_demo():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
     try:
-        import semisupervised_mnist as demo
+        import semisupervised_mnist
     finally:
         sys.path.pop(0)
+    return semisupervised_mnist
+
+
+def test_demo_decays_the_learning_rate_only_over_a_cpu_budget():
+    demo = import_demo()
+    assert demo.parse_args([]).lr_final is not None  # the default run: a budget and its schedule
+    assert demo.parse_args(["--alpha-scale", "0.1", "--epochs", "30", "--cpu-minutes", "0"]).lr_final is None
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--cpu-minutes", "0", "--lr-final", "1e-4"])
+
+
+def test_demo_smoke_run_writes_its_files(tmp_path):
+    demo = import_demo()
     out = tmp_path / "m2"
     demo.main(["--sample", "--out", str(out), "--hidden", "16", "--latent", "3", "--test-images", "200"])
     for name in ("m2_samples.png", "m2_analogies.png", "loss.png", "m2.npz", "metrics.json"):
@@ -373,7 +386,8 @@ def test_demo_smoke_run_writes_its_files(tmp_path):
     assert metrics["test_error"] == pytest.approx(np.mean(predicted != y_test[:200]), abs=1e-12)
     assert metrics["test_error_per_epoch"][-1] == metrics["test_error"]
     assert metrics["baseline_test_error"] * 200 == pytest.approx(round(metrics["baseline_test_error"] * 200))
-    # α = 0.1 N (§3.1.2), N counting the labelled images as often as they are shown.
+    # α = alpha_scale N (the paper's 0.1 N, §3.1.2; the demo's 10 N), N counting the labelled images as often
+    # as they are shown.
     n_total = metrics["labelled_copies_used"] * 100 + 2900
-    assert metrics["n_total"] == n_total and metrics["alpha"] == pytest.approx(0.1 * n_total)
+    assert metrics["n_total"] == n_total and metrics["alpha"] == pytest.approx(10 * n_total)
     assert metrics["labels"] == 100
