@@ -1,6 +1,6 @@
 """Semi-supervised MNIST with the M2 model (Kingma et al. 2014): 100 labels and 59,900 unlabelled images.
 
-    python demos/semisupervised_mnist.py                 # 100 labels, 25 CPU-minutes: the README's run
+    python demos/semisupervised_mnist.py                 # 100 labels, 20 CPU-minutes: the README's run
     python demos/semisupervised_mnist.py --alpha-scale 0.1 --epochs 30 --cpu-minutes 0   # the paper's α
     python demos/semisupervised_mnist.py --labels 600    # more labels (a multiple of 10)
     python demos/semisupervised_mnist.py --sample        # the packaged sample, tiny settings: a smoke run
@@ -34,7 +34,7 @@ from minigen.optim import Adam
 from minigen.train import mean_over_batches, train_epochs
 
 SMOKE = {"epochs": 1, "hidden": 32, "latent": 4, "baseline_epochs": 1, "test_images": 500, "cpu_minutes": 0}
-FULL = {"epochs": 1000, "hidden": 500, "latent": 50, "baseline_epochs": 20, "test_images": 0, "cpu_minutes": 25}
+FULL = {"epochs": 1000, "hidden": 500, "latent": 50, "baseline_epochs": 20, "test_images": 0, "cpu_minutes": 20}
 
 
 def parse_args(argv):
@@ -51,7 +51,7 @@ def parse_args(argv):
     p.add_argument("--lr-final", type=float, default=None,
                    help="decay the learning rate exponentially in CPU time to this at the budget's end (default 1e-4)")
     p.add_argument("--cpu-minutes", type=float, default=None,
-                   help="budget of this process's CPU time for M2's training, 0 for none (default 25); "
+                   help="budget of this process's CPU time for M2's training, 0 for none (default 20); "
                         "--epochs stays the upper limit")
     p.add_argument("--batch-size", type=int, default=100, help="unlabelled images per step")
     p.add_argument("--labelled-batch", type=int, default=100, help="labelled images per step")
