@@ -29,6 +29,7 @@ lives in the lower one's layer or below.
     models.partial_vae  q(z | observed pixels, mask) against a trained VAE's fixed decoder
     models.cvae
     models.m2
+    models.semisupervised   M2 trained with a few labels: the labelled set, the step, `minigen train m2`
     models.gan
     models.dcgan
     models.cgan

@@ -101,7 +101,7 @@ def cmd_train(args):
             batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
             minutes = config.get("minutes")  # a budget for this process's training loop, checked every step
             history = train.train_epochs(
-                trainable.step, (x, y) if trainable.needs_labels else (x,), config["epochs"], rng, batch,
+                trainable.step, trainable.training_arrays(x, y), config["epochs"], rng, batch,
                 desc=config["model"], run=run, notify=notify, stop_mid_epoch=True,
                 max_seconds=None if minutes is None else 60 * minutes,
                 log=lambda epoch, m: print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()),

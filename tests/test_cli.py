@@ -1,4 +1,5 @@
 """The console script and python -m minigen, as a user runs them."""
+import json
 import subprocess
 import sys
 
@@ -114,16 +115,19 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("model", ["gan", "wgan-gp", "dcgan", "cvae"])
+@pytest.mark.parametrize("model", ["gan", "wgan-gp", "dcgan", "cvae", "m2"])
 def test_every_model_trains_samples_and_evaluates_from_the_shell(model, tmp_path, capsys):
     out = tmp_path / model
-    small = {"gan": ["hidden=16"], "wgan-gp": ["hidden=16"], "dcgan": ["width=4", "latent=8"], "cvae": ["hidden=16"]}
+    small = {"gan": ["hidden=16"], "wgan-gp": ["hidden=16"], "dcgan": ["width=4", "latent=8"], "cvae": ["hidden=16"],
+             "m2": ["labels=100", "hidden=16", "latent=3"]}
     flags = [f for option in small[model] for f in ("--set", option)]
     assert main(["train", model, "--sample", "--epochs", "1", "--batch-size", "256", *flags, "--out", str(out)]) == 0
     assert main(["sample", str(out), "--n", "10"]) == 0 and (out / "sample.png").is_file()
     assert main(["eval", str(out)]) == 0
     printed = capsys.readouterr().out
     assert ("fid" in printed and "is " in printed) if model != "cvae" else "test_neg_elbo_given_y" in printed
+    if model == "m2":  # the classifier's error on the test set, as json.loads reads it back
+        assert 0 <= json.loads((out / "eval.json").read_text())["test_error"] <= 1
 
 
 def test_a_demo_runs_in_its_own_process_and_leaves_sys_argv_alone(capfd):

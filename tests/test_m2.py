@@ -17,11 +17,10 @@ from minigen.models.m2 import (
     categorical_entropy,
     classification_loss,
     labelled_bound,
-    labelled_subset,
-    make_train_step,
     semi_supervised_objective,
     unlabelled_bound,
 )
+from minigen.models.semisupervised import labelled_subset, make_train_step
 from minigen.optim import SGD, Adam, leaves
 
 SMALL = M2Config(latent=3, hidden=16)
@@ -153,6 +152,97 @@ def test_labelled_bound_is_eq_6_in_expectation(small, data, rng):
     np.testing.assert_allclose(model.neg_L(params, x, y, eps), log_px - np.log(10) - kl, rtol=1e-5)
 
 
+# --- The bounds against exact integrals: a 1-d z, 4 pixels, 3 labels, every sum written out -------
+
+TINY = M2Config(latent=1, hidden=5, n_classes=3, image_shape=(1, 2, 2))
+NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(60)  # ∫ f(t) N(t; 0, 1) dt = Σ_k w_k f(t_k) / √(2π)
+WEIGHTS = WEIGHTS / np.sqrt(2 * np.pi)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model = M2(TINY)
+    rng = np.random.default_rng(4)
+    params = model.init(rng)
+    x = (rng.random((5, 1, 2, 2)) < 0.5).astype(np.float32)
+    return model, params, x
+
+
+def log_bernoulli(x, logits):
+    """log p(x|y,z) written out in float64: Σ_pixels x log σ(l) + (1 - x) log(1 - σ(l))."""
+    x, p = x.reshape(len(x), -1).astype(np.float64), 1 / (1 + np.exp(-logits.reshape(len(x), -1).astype(np.float64)))
+    return np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+
+
+def log_normal(z, mean, var):
+    return -0.5 * (np.log(2 * np.pi * var) + (z - mean) ** 2 / var)
+
+
+def exact_log_joint(model, params, x, label):
+    """log p(x, y) = log p(y) + log ∫ p(x|y,z) p(z) dz by quadrature over the prior: (N,)."""
+    y = ops.one_hot(np.full(len(x), label), TINY.n_classes, len(x))
+    lik = np.stack([np.exp(log_bernoulli(x, model.decode(params, np.full((len(x), 1), t, np.float32), y)))
+                    for t in NODES])  # (K, N)
+    return np.log(1 / TINY.n_classes) + np.log(WEIGHTS @ lik)
+
+
+def eq_6_by_quadrature(model, params, x, label):
+    """E_q(z|x,y)[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)], each density written out: (N,)."""
+    y = ops.one_hot(np.full(len(x), label), TINY.n_classes, len(x))
+    mu, logvar = (a.astype(np.float64)[:, 0] for a in model.encode(params, x, y))
+    total = 0
+    for t, w in zip(NODES, WEIGHTS):
+        z = mu + np.exp(0.5 * logvar) * t
+        log_px = log_bernoulli(x, model.decode(params, z[:, None].astype(np.float32), y))
+        total = total + w * (log_px + np.log(1 / TINY.n_classes) + log_normal(z, 0, 1)
+                             - log_normal(z, mu, np.exp(logvar)))
+    return total
+
+
+def expected(fn, n, c=None):
+    """E_eps[fn(eps)] by the same quadrature: eps (n, 1), or (c, n, 1) with one node for every label."""
+    return sum(w * fn(np.full((n, 1) if c is None else (c, n, 1), t, np.float32)).astype(np.float64)
+               for t, w in zip(NODES, WEIGHTS))
+
+
+def test_labelled_bound_is_eq_6_and_below_the_exact_log_p_x_y(tiny):
+    """E[-L(x, y)] (closed-form KL) equals eq. 6 integrated from its densities, and lies below
+    log p(x, y) integrated exactly; the gap is the KL from q(z|x,y) to the true posterior, > 0 here."""
+    model, params, x = tiny
+    for label in range(TINY.n_classes):
+        labels = np.full(len(x), label)
+        bound = expected(lambda eps, labels=labels: model.neg_L(params, x, labels, eps), len(x))
+        np.testing.assert_allclose(bound, eq_6_by_quadrature(model, params, x, label), rtol=1e-5)
+        gap = exact_log_joint(model, params, x, label) - bound
+        assert np.all(gap > 1e-4), gap
+
+
+def test_unlabelled_bound_is_the_sum_over_labels_and_below_the_exact_log_p_x(tiny):
+    """E[-U(x)] = Σ_y q(y|x) E[-L(x, y)] - Σ_y q(y|x) log q(y|x), the sum over labels written out with
+    eq. 6 from its densities; it lies below log p(x) = log Σ_y p(x, y), each p(x, y) integrated exactly."""
+    model, params, x = tiny
+    q = np.exp(model.log_qy(params, x).astype(np.float64))
+    reference, log_px = 0, -np.inf
+    for label in range(TINY.n_classes):
+        reference = reference + q[:, label] * (eq_6_by_quadrature(model, params, x, label) - np.log(q[:, label]))
+        log_px = np.logaddexp(log_px, exact_log_joint(model, params, x, label))
+    bound = expected(lambda eps: model.neg_U(params, x, eps), len(x), TINY.n_classes)
+    np.testing.assert_allclose(bound, reference, rtol=1e-5)
+    assert np.all(log_px - bound > 1e-4)
+
+
+def test_the_best_q_y_makes_U_the_log_sum_over_labels(rng):
+    """max over q(y|x) of Σ_y q(y) (-L_y) + H(q) is log Σ_y e^(-L_y), reached at q = softmax(-L): eq. 7
+    is then the exact log p(x) = log Σ_y p(x, y) whenever each -L(x, y) is log p(x, y)."""
+    neg_L = (2 * rng.standard_normal((6, 4)) - 100).astype(np.float32)
+    best = neg_L - np.logaddexp.reduce(neg_L.astype(np.float64), axis=1, keepdims=True)
+    log_sum = np.logaddexp.reduce(neg_L.astype(np.float64), axis=1)
+    np.testing.assert_allclose(unlabelled_bound(best.astype(np.float32), neg_L), log_sum, rtol=1e-6)
+    other = best + rng.standard_normal(best.shape)
+    other = (other - np.logaddexp.reduce(other, axis=1, keepdims=True)).astype(np.float32)
+    assert np.all(unlabelled_bound(other, neg_L) < log_sum - 1e-3)
+
+
 def tree_unflatten(like, flat):
     """A tree shaped like `like` holding the consecutive entries of the vector flat."""
     start = 0
@@ -264,12 +354,25 @@ def test_pictures_show_every_class(small, data):
     np.testing.assert_array_equal(strips[11], x[1])
 
 
-def test_demo_smoke_run_writes_its_files(tmp_path):
+def import_demo():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
     try:
-        import semisupervised_mnist as demo
+        import semisupervised_mnist
     finally:
         sys.path.pop(0)
+    return semisupervised_mnist
+
+
+def test_demo_decays_the_learning_rate_only_over_a_cpu_budget():
+    demo = import_demo()
+    assert demo.parse_args([]).lr_final is not None  # the default run: a budget and its schedule
+    assert demo.parse_args(["--alpha-scale", "0.1", "--epochs", "30", "--cpu-minutes", "0"]).lr_final is None
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--cpu-minutes", "0", "--lr-final", "1e-4"])
+
+
+def test_demo_smoke_run_writes_its_files(tmp_path):
+    demo = import_demo()
     out = tmp_path / "m2"
     demo.main(["--sample", "--out", str(out), "--hidden", "16", "--latent", "3", "--test-images", "200"])
     for name in ("m2_samples.png", "m2_analogies.png", "loss.png", "m2.npz", "metrics.json"):
@@ -283,7 +386,8 @@ def test_demo_smoke_run_writes_its_files(tmp_path):
     assert metrics["test_error"] == pytest.approx(np.mean(predicted != y_test[:200]), abs=1e-12)
     assert metrics["test_error_per_epoch"][-1] == metrics["test_error"]
     assert metrics["baseline_test_error"] * 200 == pytest.approx(round(metrics["baseline_test_error"] * 200))
-    # α = 0.1 N (§3.1.2), N counting the labelled images as often as they are shown.
+    # α = alpha_scale N (the paper's 0.1 N, §3.1.2; the demo's 10 N), N counting the labelled images as often
+    # as they are shown.
     n_total = metrics["labelled_copies_used"] * 100 + 2900
-    assert metrics["n_total"] == n_total and metrics["alpha"] == pytest.approx(0.1 * n_total)
+    assert metrics["n_total"] == n_total and metrics["alpha"] == pytest.approx(10 * n_total)
     assert metrics["labels"] == 100

@@ -159,7 +159,9 @@ def test_a_process_killed_while_writing_a_checkpoint_leaves_the_previous_one(tmp
                                             ("dcgan", {"width": "4", "latent": "8", "ema": "0.9"}),
                                             ("progressive", {"widths": "4,4,4", "phase_images": "40", "ema": "0.9"}),
                                             ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "ema": "0.9"}),
-                                            ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"})])
+                                            ("vaegan", {"latent": "3", "hidden": "16", "width": "2", "d_hidden": "8"}),
+                                            ("m2", {"labels": "10", "labelled_batch": "4", "hidden": "8",
+                                                    "latent": "2"})])
 def test_gans_resume_bit_for_bit_too(tmp_path, digits, model, options):
     """GANs carry two optimisers (a VAE-GAN three) and (DCGAN) batch-norm running statistics: all must
     come back. (A conditional GAN also draws labels from the run's rng.) With ema, the averaged
@@ -179,7 +181,7 @@ def assert_resumes_bit_for_bit(tmp_path, model, options, digits, labels=None, ep
         return t, rng, Run(out, t, rng, {"model": model}, resume=resume, n_pictures=4)
 
     def fit(run, t, rng, step=None):
-        arrays = (digits, labels) if t.needs_labels else (digits,)
+        arrays = t.training_arrays(digits, labels)  # M2 keeps a few labelled images aside
         return train_epochs(step or t.step, arrays, epochs, rng, batch_size=batch_size * t.minibatches_per_step,
                             run=run)
 

@@ -20,6 +20,7 @@ MODELS = {
     "cgan": "minigen.models.cgan",
     "progressive": "minigen.models.progressive",
     "vaegan": "minigen.models.vaegan",
+    "m2": "minigen.models.semisupervised",
 }
 
 

@@ -35,6 +35,8 @@ class Trainable:
         model.iwae_log_weights, as a VAE has), whose test -ELBO and IWAE NLL `minigen eval` reports.
         `minigen eval` prints both, with the FID and score of samples: minigen.metrics.eval_scores.
     needs_labels: whether step's batches are (x, y) rather than (x,).
+    split_data: optional (x, y) -> the arrays whose minibatches step takes, for a model that
+        splits the training set itself (M2: a few labelled images kept aside, step fed the rest).
     minibatches_per_step: how many minibatches one step consumes (a WGAN's n_critic).
     picture_columns: columns of the sample grids (a conditional model: one per class).
     averaged: a GAN's minigen.averaging.AveragedGenerator, which `sample` draws from (None: the
@@ -52,6 +54,13 @@ class Trainable:
     minibatches_per_step: int = 1
     picture_columns: int = 8
     averaged: object = None
+    split_data: Callable | None = None
+
+    def training_arrays(self, x, y):
+        """What the loop draws minibatches from: split_data(x, y) if given, else (x, y) or (x,)."""
+        if self.split_data is not None:
+            return self.split_data(x, y)
+        return (x, y) if self.needs_labels else (x,)
 
     def picture_count(self):
         """Samples for a square grid: 8 x 8; a conditional model's 10 x 10, one class per column,
@@ -100,12 +109,15 @@ def configure(cfg, options):
 
 
 def _check_range(name, value):
-    """Sizes (ints, tuples of ints) must be >= 1; weights and scales (floats) finite and >= 0."""
+    """Sizes (ints, tuples of ints) must be >= 1, seeds (a name ending in "seed") >= 0;
+    weights and scales (floats) finite and >= 0."""
     if isinstance(value, bool) or isinstance(value, str):
         return value
     numbers = value if isinstance(value, tuple) else (value,)
-    if any(isinstance(v, int) and v < 1 for v in numbers):
-        raise ValueError(f"option {name}={value!r}: a size must be a positive integer")
+    seed = name.endswith("seed")
+    if any(isinstance(v, int) and v < (0 if seed else 1) for v in numbers):
+        raise ValueError(f"option {name}={value!r}: " + ("a seed must be an integer >= 0" if seed
+                                                          else "a size must be a positive integer"))
     if any(isinstance(v, float) and not (math.isfinite(v) and v >= 0) for v in numbers):
         raise ValueError(f"option {name}={value!r}: must be a finite number >= 0")
     return value
