@@ -4,7 +4,8 @@
         [--commit TEXT] [--threads 2] [--out minigen/weights/pretrained] [--eval-images N]
 
 RUN_DIR is a folder that `minigen train` or a model demo (`minigen demo dcgan`, ...) wrote
-(config.json + checkpoint.npz), or one that demos/vae_mnist.py wrote (vae.npz + metrics.json).
+(config.json + checkpoint.npz), or one that demos/vae_mnist.py wrote (vae.npz + metrics.json),
+or demos/semisupervised_mnist.py (m2.npz + metrics.json: M2 as `minigen train m2` builds it).
 The script keeps what sampling needs (minigen.pretrained.sampling_weights: a GAN's averaged
 generator and its batch-norm statistics; a VAE's encoder and decoder), never the discriminator
 or the optimiser state; stores the weights as --dtype; writes NAME.npz atomically; then
@@ -16,9 +17,7 @@ the machine, and the SHA-256 the loader checks. It also prints the run's own flo
 float16 moved them: if it moves the FID by more than its spread over sample seeds, store float32.
 Rerunning replaces NAME's files.
 
-M2 (demos/semisupervised_mnist.py writes m2.npz + metrics.json) has no `minigen.models` entry
-yet, so it cannot be built to sample; once it has one (a `build` giving a Trainable that
-samples), add a reader for its folder to READERS below, like read_vae_demo.
+Another kind of folder needs a reader in READERS below, like read_vae_demo.
 """
 import argparse
 import json
@@ -87,16 +86,35 @@ def read_vae_demo(run_dir):
     return config, trainable, facts
 
 
-READERS = {"checkpoint.npz": read_run, "vae.npz": read_vae_demo}  # the file that tells a folder's kind
+def read_m2_demo(run_dir):
+    """(config, trainable, facts) of a folder demos/semisupervised_mnist.py wrote: its arguments
+    (metrics.json) as the options of `minigen train m2` (the same labelled images: label_seed is
+    the demo's seed, with which it drew them), the weights from m2.npz."""
+    import numpy as np
+
+    from minigen import models
+    from minigen.checkpoint import load_params
+    from minigen.rundir import copy_into
+    args = json.loads((Path(run_dir) / "metrics.json").read_text())
+    options = {"labels": str(args["labels"]), "label_seed": str(args["seed"]), "latent": str(args["latent"]),
+               "hidden": str(args["hidden"]), "alpha_scale": str(args["alpha_scale"])}
+    config = {"model": "m2", "options": options, "seed": args["seed"], "lr": args["lr"], "batch_size":
+              args["batch_size"], "epochs": args["epochs"], "data": "sample" if args["sample"] else "mnist"}
+    trainable = models.build("m2", options, np.random.default_rng(args["seed"]), args["lr"])
+    params, _ = load_params(Path(run_dir) / "m2.npz", trainable.params["m2"])
+    copy_into(trainable.params["m2"], params)
+    facts = {"train_seconds": args["train_seconds"], "cpu_minutes": args["cpu_minutes"],
+             "demo_metrics": {k: args[k] for k in ("test_error", "baseline_test_error", "test_images")}}
+    return config, trainable, facts
+
+
+READERS = {"checkpoint.npz": read_run, "vae.npz": read_vae_demo, "m2.npz": read_m2_demo}  # what tells a folder's kind
 
 
 def read_folder(run_dir):
     for marker, reader in READERS.items():
         if (Path(run_dir) / marker).is_file():
             return reader(run_dir)
-    if (Path(run_dir) / "m2.npz").is_file():
-        raise SystemExit(f"{run_dir}: an M2 folder; M2 cannot be packaged until minigen.models can build it "
-                         f"(see this script's docstring)")
     raise SystemExit(f"{run_dir}: holds none of {', '.join(READERS)}: not a run this script can package")
 
 

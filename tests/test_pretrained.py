@@ -164,3 +164,23 @@ def test_the_packaging_script_ships_a_vae_demo_folder(tmp_path, monkeypatch):
     config, loaded = pretrained.load("tiny", tmp_path)
     assert config["model"] == "vae" and loaded.sample(np.random.default_rng(0), 3).shape == (3, 1, 28, 28)
     assert {key.split("/")[0] for key in read_arrays(tmp_path / "tiny.npz")} == {"params", "meta.json"}
+
+
+def test_the_packaging_script_reads_an_m2_demo_folder_as_minigen_train_m2_builds_it(tmp_path):
+    """An M2 demo folder (m2.npz + metrics.json) becomes `minigen train m2` with the demo's labelled
+    images (label_seed = its seed) and its weights: the classifier predicts as the demo's did."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "demos"))
+    import package_pretrained
+    import semisupervised_mnist
+    semisupervised_mnist.main(["--sample", "--labels", "100", "--seed", "3", "--out", str(tmp_path)])
+    config, trainable, facts = package_pretrained.read_folder(tmp_path)
+    assert config["model"] == "m2" and config["options"]["label_seed"] == "3" and config["options"]["labels"] == "100"
+    from minigen.checkpoint import load_params
+    from minigen.models.m2 import M2, M2Config
+    saved, _ = load_params(tmp_path / "m2.npz", trainable.params["m2"])
+    x = load_split("test", sample=True)[0][:20]
+    demo_model = M2(M2Config(latent=int(config["options"]["latent"]), hidden=int(config["options"]["hidden"])))
+    assert np.array_equal(demo_model.predict(saved, x), demo_model.predict(trainable.params["m2"], x))
+    assert trainable.sample(np.random.default_rng(0), 4).shape == (4, 1, 28, 28)
+    assert facts["demo_metrics"]["test_error"] >= 0
