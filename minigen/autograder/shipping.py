@@ -2,7 +2,7 @@
 
 The copy is built from an allow-list, not from "everything but": the package's .py
 files and the data its code loads (the packaged MNIST sample, the FID classifier's
-weights). Hidden files (an editor's .optim.py.swp or .#losses.py), backups
+weights, the pretrained models and `minigen check`'s bands). Hidden files (an editor's .optim.py.swp or .#losses.py), backups
 (losses.py~, .orig), caches and anything else in a working copy stay home.
 
 Then every file that would ship is searched, bytes and all: text files line by line,
@@ -20,7 +20,8 @@ from pathlib import Path
 from minigen.autograder.strip import MARKER_TEXT
 
 NOT_SHIPPED = ("autograder", "assign.py")  # the instructor's side stays home
-ALLOWED = ("*.py", "mnist_sample/*-ubyte.gz", "mnist_sample/README.md", "weights/*.npz", "weights/README.md")
+ALLOWED = ("*.py", "mnist_sample/*-ubyte.gz", "mnist_sample/README.md", "weights/*.npz", "weights/README.md",
+           "weights/pretrained/*.npz", "weights/pretrained/*.json", "weights/pretrained/README.md", "bands/*.json")
 MARKER_BYTES = re.compile(MARKER_TEXT.pattern.encode(), re.IGNORECASE)
 
 
