@@ -2,7 +2,7 @@
 
     python demos/augment_mnist.py                                  # N = 100 and 1,000, seeds 0-2, the CVAE
     python demos/augment_mnist.py --m2 runs/m2                     # also M2's generator (its run's N and seed)
-    python demos/augment_mnist.py --sample --epochs 0.05 --hidden 32   # the packaged sample: a smoke run
+    python demos/augment_mnist.py --sample                         # the packaged sample: a smoke run
 
 For each labelled-set size N (N / 10 images per class, drawn with the seed as every demo
 draws them) an MLP 784-400-10 learns from the N real images alone, or from the real
@@ -47,7 +47,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=int, nargs="+", default=[100, 1000], help="labelled-set sizes N")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--factor", type=int, default=50, help="generated images per real one")
+    p.add_argument("--factor", type=int, default=None, help="generated images per real one (default 50; "
+                   "with --sample 10)")
     p.add_argument("--m2", nargs="*", default=[], metavar="RUN",
                    help="folders written by demos/semisupervised_mnist.py (m2.npz, metrics.json); each serves "
                         "the N and seed it was trained with")
@@ -62,6 +63,8 @@ def parse_args(argv):
     p.add_argument("--sample", action="store_true", help="use the small packaged sample")
     p.add_argument("--out", default="runs/augment")
     args = p.parse_args(argv)
+    if args.factor is None:
+        args.factor = 10 if args.sample else 50
     if args.factor < 1 or args.epochs <= 0 or any(n <= 0 or n % 10 for n in args.labels):
         p.error("--factor and --epochs must be positive, and each of --labels a positive multiple of 10")
     return args
@@ -206,7 +209,8 @@ def main(argv=None):
     result = {"table": {str(n): s for n, s in table.items()}, "picture_rows": rows, "test_images": len(test[1]),
               "steps_per_classifier": run.steps, "wall_seconds": time.perf_counter() - wall, "args": vars(args)}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    print(f"\n{markdown(table, args)}\n\npicture (rows: {', '.join(rows)}) in {out}/augment_samples.png; "
+    sample_only = "\n(the packaged 3,000-image sample, tiny budgets: sample-only numbers)" if args.sample else ""
+    print(f"\n{markdown(table, args)}{sample_only}\n\npicture (rows: {', '.join(rows)}) in {out}/augment_samples.png; "
           f"{result['wall_seconds']:.0f} s in all")
     return result
 
