@@ -64,45 +64,44 @@ def read_run(run_dir):
     return config, trainable, {"train_seconds": seconds, "steps": steps, "epochs_logged": epochs}
 
 
-def read_vae_demo(run_dir):
-    """(config, trainable, facts) of a folder demos/vae_mnist.py wrote: its arguments (in
-    metrics.json) as the options of `minigen train vae`, the weights from vae.npz."""
+def demo_folder(run_dir, model, options, weights):
+    """(config, trainable) of a demo's folder: its arguments (metrics.json, here `args`) as the
+    config `minigen train MODEL` records, and the weights file `weights` (group MODEL's params)."""
     import numpy as np
 
     from minigen import models
     from minigen.checkpoint import load_params
     from minigen.rundir import copy_into
     args = json.loads((Path(run_dir) / "metrics.json").read_text())
+    config = {"model": model, "options": options, "seed": args["seed"], "lr": args["lr"], "batch_size":
+              args["batch_size"], "epochs": args["epochs"], "data": "sample" if args["sample"] else "mnist"}
+    trainable = models.build(model, options, np.random.default_rng(args["seed"]), args["lr"])
+    params, _ = load_params(Path(run_dir) / weights, trainable.params[model])
+    copy_into(trainable.params[model], params)
+    return config, trainable
+
+
+def read_vae_demo(run_dir):
+    """(config, trainable, facts) of a folder demos/vae_mnist.py wrote: its arguments as the
+    options of `minigen train vae`, the weights from vae.npz."""
+    args = json.loads((Path(run_dir) / "metrics.json").read_text())
     options = {"latent": str(args["latent"]), "hidden": ",".join(str(h) for h in args["hidden"]),
                "activation": args["activation"], "conv": str(args["conv"]).lower(), "beta": str(args["beta"]),
                "k": str(args["k"])}
-    config = {"model": "vae", "options": options, "seed": args["seed"], "lr": args["lr"], "batch_size":
-              args["batch_size"], "epochs": args["epochs"], "data": "sample" if args["sample"] else "mnist"}
-    trainable = models.build("vae", options, np.random.default_rng(args["seed"]), args["lr"])
-    params, _ = load_params(Path(run_dir) / "vae.npz", trainable.params["vae"])
-    copy_into(trainable.params["vae"], params)
+    config, trainable = demo_folder(run_dir, "vae", options, "vae.npz")
     facts = {"train_seconds": args["train_seconds"], "epochs": args["epochs"],
              "demo_metrics": {k: args[k] for k in ("test_neg_elbo", "test_nll_iwae", "nll_k", "nll_images")}}
     return config, trainable, facts
 
 
 def read_m2_demo(run_dir):
-    """(config, trainable, facts) of a folder demos/semisupervised_mnist.py wrote: its arguments
-    (metrics.json) as the options of `minigen train m2` (the same labelled images: label_seed is
-    the demo's seed, with which it drew them), the weights from m2.npz."""
-    import numpy as np
-
-    from minigen import models
-    from minigen.checkpoint import load_params
-    from minigen.rundir import copy_into
+    """(config, trainable, facts) of a folder demos/semisupervised_mnist.py wrote: its arguments as
+    the options of `minigen train m2` (the same labelled images: label_seed is the demo's seed,
+    with which it drew them), the weights from m2.npz."""
     args = json.loads((Path(run_dir) / "metrics.json").read_text())
     options = {"labels": str(args["labels"]), "label_seed": str(args["seed"]), "latent": str(args["latent"]),
                "hidden": str(args["hidden"]), "alpha_scale": str(args["alpha_scale"])}
-    config = {"model": "m2", "options": options, "seed": args["seed"], "lr": args["lr"], "batch_size":
-              args["batch_size"], "epochs": args["epochs"], "data": "sample" if args["sample"] else "mnist"}
-    trainable = models.build("m2", options, np.random.default_rng(args["seed"]), args["lr"])
-    params, _ = load_params(Path(run_dir) / "m2.npz", trainable.params["m2"])
-    copy_into(trainable.params["m2"], params)
+    config, trainable = demo_folder(run_dir, "m2", options, "m2.npz")
     facts = {"train_seconds": args["train_seconds"], "cpu_minutes": args["cpu_minutes"],
              "demo_metrics": {k: args[k] for k in ("test_error", "baseline_test_error", "test_images")}}
     return config, trainable, facts
