@@ -2,8 +2,9 @@
 
 The copy is built from an allow-list, not from "everything but": the package's .py
 files and the data its code loads (the packaged MNIST sample, the FID classifier's
-weights, the pretrained models and `minigen check`'s bands). Hidden files (an editor's .optim.py.swp or .#losses.py), backups
-(losses.py~, .orig), caches and anything else in a working copy stay home.
+weights, the pretrained models and `minigen check`'s bands). Hidden files (an editor's
+.optim.py.swp or .#losses.py), backups (losses.py~, .orig), caches and anything else in
+a working copy stay home.
 
 Then every file that would ship is searched, bytes and all: text files line by line,
 binary files (and the members of .npz/.zip and .gz files, decompressed) as bytes, for
