@@ -36,7 +36,7 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--latent", type=int, default=20)
     p.add_argument("--hidden", type=int, nargs="+", default=[400], help="hidden widths, e.g. 200 200")
-    p.add_argument("--activation", choices=["relu", "tanh"], default="relu")
+    p.add_argument("--activation", choices=["relu", "tanh", "softplus"], default="relu")
     p.add_argument("--minutes", type=float, default=None, help="time budget: stop starting epochs after it")
     p.add_argument("--cpu-minutes", type=float, default=None,
                    help="the budget in this process's CPU time instead (fair between runs sharing a machine)")

@@ -13,7 +13,7 @@ live in minigen's `state` dict and in torch's buffers.
 import numpy as np
 
 SUPPORTED = ("Sequential", "Dense", "Conv2d", "ConvTranspose2d", "BatchNorm", "Dropout", "ReLU", "LeakyReLU",
-             "Sigmoid", "Tanh", "Flatten", "Reshape")
+             "Sigmoid", "Tanh", "Softplus", "Flatten", "Reshape")
 
 
 def to_torch(layer, params, input_shape, state=None):
@@ -87,7 +87,7 @@ def _module_for(kind, settings, params, shape, out_shape, state, torch):
         m = nn.LeakyReLU(settings["negative_slope"])
     elif kind == "Dropout":
         m = nn.Dropout(settings["rate"])
-    else:  # ReLU, Sigmoid, Tanh, Flatten: the same name, no settings
+    else:  # ReLU, Sigmoid, Tanh, Softplus, Flatten: the same name, no settings
         m = getattr(nn, kind)()
     return m
 

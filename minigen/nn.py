@@ -278,6 +278,11 @@ def Tanh():
     return elementwise(np.tanh, "Tanh()", ("Tanh", {}))
 
 
+def Softplus():
+    """log(1 + e^x): Kingma et al. (2014)'s nonlinearity in M1 and M2; smooth, so gradient checks need no kink slack."""
+    return elementwise(ops.softplus, "Softplus()", ("Softplus", {}))
+
+
 def Reshape(shape):
     """(N, *input_shape) -> (N, *shape); the number of features must match."""
     shape = tuple(shape)

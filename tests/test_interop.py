@@ -16,6 +16,8 @@ STACKS = {
     "conv critic": (lambda: nn.Sequential(
         nn.Conv2d(8, 4, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(0.3),
         nn.Conv2d(16, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Flatten(), nn.Dense(1)), (1, 28, 28)),
+    "M2 classifier (softplus)": (lambda: nn.Sequential(nn.Flatten(), nn.Dense(30), nn.Softplus(), nn.Dense(10)),
+                                 (1, 28, 28)),
 }
 
 

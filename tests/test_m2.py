@@ -154,17 +154,21 @@ def test_labelled_bound_is_eq_6_in_expectation(small, data, rng):
 
 # --- The bounds against exact integrals: a 1-d z, 4 pixels, 3 labels, every sum written out -------
 
-TINY = M2Config(latent=1, hidden=5, n_classes=3, image_shape=(1, 2, 2))
+TINY = {"bernoulli": M2Config(latent=1, hidden=5, n_classes=3, image_shape=(1, 2, 2)),  # 4 binary pixels
+        "gaussian": M2Config(latent=1, hidden=5, n_classes=3, image_shape=(3,), likelihood="gaussian")}  # M1's z1
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(60)  # ∫ f(t) N(t; 0, 1) dt = Σ_k w_k f(t_k) / √(2π)
 WEIGHTS = WEIGHTS / np.sqrt(2 * np.pi)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    model = M2(TINY)
+@pytest.fixture(scope="module", params=sorted(TINY))
+def tiny(request):
+    model = M2(TINY[request.param])
     rng = np.random.default_rng(4)
     params = model.init(rng)
-    x = (rng.random((5, 1, 2, 2)) < 0.5).astype(np.float32)
+    if request.param == "bernoulli":
+        x = (rng.random((5, 1, 2, 2)) < 0.5).astype(np.float32)
+    else:  # features on M1's scale
+        x = rng.standard_normal((5, 3)).astype(np.float32)
     return model, params, x
 
 
@@ -178,23 +182,33 @@ def log_normal(z, mean, var):
     return -0.5 * (np.log(2 * np.pi * var) + (z - mean) ** 2 / var)
 
 
+def log_p_x(model, x, decoded):
+    """log p(x|y,z) written out in float64 from the decoder's output: Bernoulli pixels or Gaussian features."""
+    if model.cfg.likelihood == "bernoulli":
+        return log_bernoulli(x, decoded)
+    mean, logvar = (a.astype(np.float64) for a in decoded)
+    return np.sum(log_normal(x.astype(np.float64), mean, np.exp(logvar)), axis=1)
+
+
 def exact_log_joint(model, params, x, label):
     """log p(x, y) = log p(y) + log ∫ p(x|y,z) p(z) dz by quadrature over the prior: (N,)."""
-    y = ops.one_hot(np.full(len(x), label), TINY.n_classes, len(x))
-    lik = np.stack([np.exp(log_bernoulli(x, model.decode(params, np.full((len(x), 1), t, np.float32), y)))
+    c = model.cfg.n_classes
+    y = ops.one_hot(np.full(len(x), label), c, len(x))
+    lik = np.stack([np.exp(log_p_x(model, x, model.decode(params, np.full((len(x), 1), t, np.float32), y)))
                     for t in NODES])  # (K, N)
-    return np.log(1 / TINY.n_classes) + np.log(WEIGHTS @ lik)
+    return np.log(1 / c) + np.log(WEIGHTS @ lik)
 
 
 def eq_6_by_quadrature(model, params, x, label):
     """E_q(z|x,y)[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)], each density written out: (N,)."""
-    y = ops.one_hot(np.full(len(x), label), TINY.n_classes, len(x))
+    c = model.cfg.n_classes
+    y = ops.one_hot(np.full(len(x), label), c, len(x))
     mu, logvar = (a.astype(np.float64)[:, 0] for a in model.encode(params, x, y))
     total = 0
     for t, w in zip(NODES, WEIGHTS):
         z = mu + np.exp(0.5 * logvar) * t
-        log_px = log_bernoulli(x, model.decode(params, z[:, None].astype(np.float32), y))
-        total = total + w * (log_px + np.log(1 / TINY.n_classes) + log_normal(z, 0, 1)
+        log_px = log_p_x(model, x, model.decode(params, z[:, None].astype(np.float32), y))
+        total = total + w * (log_px + np.log(1 / c) + log_normal(z, 0, 1)
                              - log_normal(z, mu, np.exp(logvar)))
     return total
 
@@ -209,7 +223,7 @@ def test_labelled_bound_is_eq_6_and_below_the_exact_log_p_x_y(tiny):
     """E[-L(x, y)] (closed-form KL) equals eq. 6 integrated from its densities, and lies below
     log p(x, y) integrated exactly; the gap is the KL from q(z|x,y) to the true posterior, > 0 here."""
     model, params, x = tiny
-    for label in range(TINY.n_classes):
+    for label in range(model.cfg.n_classes):
         labels = np.full(len(x), label)
         bound = expected(lambda eps, labels=labels: model.neg_L(params, x, labels, eps), len(x))
         np.testing.assert_allclose(bound, eq_6_by_quadrature(model, params, x, label), rtol=1e-5)
@@ -223,10 +237,10 @@ def test_unlabelled_bound_is_the_sum_over_labels_and_below_the_exact_log_p_x(tin
     model, params, x = tiny
     q = np.exp(model.log_qy(params, x).astype(np.float64))
     reference, log_px = 0, -np.inf
-    for label in range(TINY.n_classes):
+    for label in range(model.cfg.n_classes):
         reference = reference + q[:, label] * (eq_6_by_quadrature(model, params, x, label) - np.log(q[:, label]))
         log_px = np.logaddexp(log_px, exact_log_joint(model, params, x, label))
-    bound = expected(lambda eps: model.neg_U(params, x, eps), len(x), TINY.n_classes)
+    bound = expected(lambda eps: model.neg_U(params, x, eps), len(x), model.cfg.n_classes)
     np.testing.assert_allclose(bound, reference, rtol=1e-5)
     assert np.all(log_px - bound > 1e-4)
 

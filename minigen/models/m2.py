@@ -51,12 +51,8 @@ class M2Config:
     hidden: int = 500
     n_classes: int = 10
     alpha_scale: float = 0.1  # α = alpha_scale * N, the paper's choice (§3.1.2, "α = 0.1 · N"); see above
-    image_shape: tuple = (1, 28, 28)
-
-
-def Softplus():
-    """log(1 + e^x), the paper's nonlinearity; smooth, so gradient checks need no kink slack."""
-    return nn.elementwise(ops.softplus, "Softplus()")
+    image_shape: tuple = (1, 28, 28)  # the shape of one x: an image, or (D,) for M1's features
+    likelihood: str = "bernoulli"  # p(x|y,z) for binary pixels; "gaussian" for M1's features (M1+M2)
 
 
 # --- The paper's formulas, one number per example -------------------------------------
@@ -131,14 +127,18 @@ class M2:
     """
 
     def __init__(self, cfg=M2Config()):
+        if cfg.likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"M2: likelihood must be 'bernoulli' (pixels) or 'gaussian' (M1's features), "
+                             f"got {cfg.likelihood!r}")
         self.cfg = cfg
         h = cfg.hidden
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dense(h), Softplus(), nn.Dense(cfg.n_classes))
+        # A Gaussian p(x|y,z) needs a mean and a log-variance per feature: two of x's shape.
+        out = tuple(cfg.image_shape) if cfg.likelihood == "bernoulli" else (2, *cfg.image_shape)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dense(h), nn.Softplus(), nn.Dense(cfg.n_classes))
         self.encoder_x = nn.Sequential(nn.Flatten(), nn.Dense(h))
         self.encoder_y = nn.Sequential(nn.Dense(h))  # its bias duplicates encoder_x's: harmless
-        self.encoder_head = nn.Sequential(Softplus(), nn.Dense(2 * cfg.latent))
-        self.decoder = nn.Sequential(nn.Dense(h), Softplus(), nn.Dense(int(onp.prod(cfg.image_shape))),
-                                     nn.Reshape(cfg.image_shape))
+        self.encoder_head = nn.Sequential(nn.Softplus(), nn.Dense(2 * cfg.latent))
+        self.decoder = nn.Sequential(nn.Dense(h), nn.Softplus(), nn.Dense(int(onp.prod(out))), nn.Reshape(out))
         self.log_py = -math.log(cfg.n_classes)  # uniform p(y): a constant in every bound
 
     def init(self, rng):
@@ -170,19 +170,28 @@ class M2:
                                + self.encoder_y.apply(params["encoder_y"], y))
 
     def decode(self, params, z, y):
-        """z (N, latent), y (N, C) one-hot -> logits of p(x|y,z): (N, 1, 28, 28)."""
-        return self.decoder.apply(params["decoder"], np.concatenate([z, y], axis=1))
+        """z (N, latent), y (N, C) one-hot -> the parameters of p(x|y,z): logits (N, *image_shape)
+        for Bernoulli pixels; for a Gaussian, (mean, logvar), each (N, *image_shape)."""
+        out = self.decoder.apply(params["decoder"], np.concatenate([z, y], axis=1))
+        return out if self.cfg.likelihood == "bernoulli" else (out[:, 0], out[:, 1])
+
+    def log_px(self, params, x, z, y):
+        """log p(x|y,z) per example: x (N, *image_shape), z (N, latent), y (N, C) one-hot -> (N,)."""
+        if self.cfg.likelihood == "bernoulli":
+            return losses.bernoulli_log_likelihood(x, self.decode(params, z, y))
+        return losses.gaussian_log_likelihood(x, *self.decode(params, z, y))
 
     def decode_mean(self, params, z, y):
-        """E[x|y,z] = sigmoid(logits): (N, 1, 28, 28) in [0, 1]."""
-        return ops.sigmoid(self.decode(params, z, y))
+        """E[x|y,z]: sigmoid(logits) in [0, 1] for pixels, the Gaussian's mean for features. (N, *image_shape)."""
+        if self.cfg.likelihood == "bernoulli":
+            return ops.sigmoid(self.decode(params, z, y))
+        return self.decode(params, z, y)[0]
 
     # --- the bounds ---
 
     def _neg_L(self, params, x, y, mu, logvar, eps):
         """-L(x, y) per example (N,) from the posterior's parameters and noise eps (N, latent)."""
-        z = losses.reparameterize(mu, logvar, eps)
-        log_px = losses.bernoulli_log_likelihood(x, self.decode(params, z, y))
+        log_px = self.log_px(params, x, losses.reparameterize(mu, logvar, eps), y)
         return labelled_bound(log_px, self.log_py, losses.gaussian_kl(mu, logvar))
 
     def neg_L(self, params, x, labels, eps):

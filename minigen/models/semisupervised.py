@@ -41,9 +41,11 @@ def labelled_subset(labels, n_labels, rng, n_classes=10):
 
 
 def make_train_step(model, params, opt, rng, x_labelled, y_labelled, n_unlabelled, labelled_batch=100,
-                    labelled_copies=1):
+                    labelled_copies=1, draw=binarize):
     """step((x_u,)) -> {"loss": J^α/N}: one unlabelled batch, labelled_batch images drawn from
-    the labelled set, both dynamically binarized; fresh noise eps; value_and_grad; a guarded opt.step.
+    the labelled set, both drawn afresh by draw(rng, x) (dynamic binarization for pixels;
+    z1 ~ q(z1|x) for M1's features, minigen.models.m1m2.draw_features); fresh noise eps;
+    value_and_grad; a guarded opt.step.
 
     labelled_copies = 1 is the paper's J. More counts each labelled image that many times,
     as if the labelled set were replicated (N grows alike); N_u / N_l copies weigh the
@@ -57,7 +59,7 @@ def make_train_step(model, params, opt, rng, x_labelled, y_labelled, n_unlabelle
 
     def step(batch):
         idx = rng.choice(len(x_labelled), size, replace=False)
-        x_l, x_u = binarize(rng, x_labelled[idx]), binarize(rng, batch[0])
+        x_l, x_u = draw(rng, x_labelled[idx]), draw(rng, batch[0])
         eps_l = losses.sample_eps(rng, (size, model.cfg.latent))
         eps_u = losses.sample_eps(rng, (model.cfg.n_classes, len(x_u), model.cfg.latent))
         value, grads = loss_and_grad(params, x_l, y_labelled[idx], x_u, eps_l, eps_u, n_labelled, n_unlabelled)
@@ -67,12 +69,12 @@ def make_train_step(model, params, opt, rng, x_labelled, y_labelled, n_unlabelle
     return step
 
 
-def make_supervised_step(model, params, opt, rng):
-    """step((x, y)) -> {"loss": ...}: the classifier alone on labelled images (binarized alike)."""
+def make_supervised_step(model, params, opt, rng, draw=binarize):
+    """step((x, y)) -> {"loss": ...}: the classifier alone on labelled images (drawn alike)."""
     loss_and_grad = value_and_grad(model.supervised_loss)
 
     def step(batch):
-        value, grads = loss_and_grad(params, binarize(rng, batch[0]), batch[1])
+        value, grads = loss_and_grad(params, draw(rng, batch[0]), batch[1])
         loss = check_finite("loss", value)
         return {"loss": loss, "grad_norm": apply_gradients(opt, grads, "classifier")}
 

@@ -30,14 +30,14 @@ from minigen.optim import Adam
 class VAEConfig:
     latent: int = 20
     hidden: int | tuple = 400  # one hidden layer's width, or a tuple of widths for a deeper MLP
-    activation: str = "relu"  # or "tanh" (Burda et al. 2016's VAE: 200-200 tanh, 50 latent)
+    activation: str = "relu"  # "tanh" (Burda et al. 2016: 200-200 tanh, 50 latent), "softplus" (M1)
     conv: bool = False  # a convolutional encoder/decoder instead of the MLP
     beta: float = 1.0
     k: int = 1  # importance samples in the training objective: 1 is the ELBO, k > 1 the IWAE bound
     image_shape: tuple = (1, 28, 28)
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus}
 
 
 def hidden_layers(cfg):
