@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from minigen import viz
-from minigen.checkpoint import save_params
+from minigen.checkpoint import load_params, save_params
 from minigen.data import binarize, load_split
 from minigen.models import vae as vae_lib
 from minigen.models.m1m2 import active_units, draw_features, full_latent, posterior_features
@@ -73,6 +73,8 @@ def parse_args(argv):
     p.add_argument("--m1-cpu-minutes", type=float, default=0,
                    help="M1+M2: train M1 (a VAE) on every training image for this CPU time first, then M2 on "
                         "its features (default 0: M2 on pixels)")
+    p.add_argument("--m1-weights", default=None, metavar="M1.npz",
+                   help="M1+M2 with the M1 a previous run saved (its OUT/m1.npz) instead of training one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--sample", action="store_true", help="the small packaged sample and tiny networks")
@@ -80,7 +82,9 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.m1_cpu_minutes < 0:
         p.error(f"--m1-cpu-minutes must be >= 0, got {args.m1_cpu_minutes}")
-    if args.m1_cpu_minutes and args.hidden is None and not args.sample:
+    if args.m1_weights and args.m1_cpu_minutes:
+        p.error("give --m1-cpu-minutes (train M1) or --m1-weights (load it), not both")
+    if (args.m1_cpu_minutes or args.m1_weights) and args.hidden is None and not args.sample:
         args.hidden = 300  # the released code's M2 width on M1's features with 100 labels
     for key, value in (SMOKE if args.sample else FULL).items():
         if getattr(args, key) is None:
@@ -98,10 +102,14 @@ def classification_error(model, params, x, y):
 
 
 def train_m1(x, args, rng):
-    """M1: a VAE (500-500 softplus, 50-d z) on all training images x for args.m1_cpu_minutes of CPU time.
-    Returns the model, its params and the CPU seconds it took."""
+    """M1: a VAE (500-500 softplus, 50-d z) on all training images x for args.m1_cpu_minutes of CPU time,
+    or loaded from args.m1_weights. Returns the model, its params and the CPU seconds it took."""
     hidden, latent = ((500, 500), 50) if not args.sample else ((32,), 8)
     trained = vae_lib.trainable(vae_lib.VAEConfig(latent=latent, hidden=hidden, activation="softplus"), rng, args.lr)
+    model, params = trained.likelihood
+    if args.m1_weights:
+        loaded, extra = load_params(args.m1_weights, params)
+        return model, loaded, float(extra.get("cpu_seconds", 0.0))
     start = time.process_time()
 
     def log(epoch, m):
@@ -109,8 +117,9 @@ def train_m1(x, args, rng):
 
     train_epochs(trained.step, (x,), 100_000, rng, args.batch_size, desc="m1", log=log,
                  max_seconds=60 * args.m1_cpu_minutes, clock=time.process_time, stop_mid_epoch=True)
-    model, params = trained.likelihood
-    return model, params, time.process_time() - start
+    seconds = time.process_time() - start
+    save_params(Path(args.out) / "m1.npz", params, cpu_seconds=seconds)  # for --m1-weights
+    return model, params, seconds
 
 
 def m1_stage(x, x_test, args, rng):
@@ -147,7 +156,8 @@ def main(argv=None):
     print(f"{len(labelled)} labelled and {len(unlabelled)} unlabelled training images, {len(x_test)} test images",
           flush=True)
     x_pictures = x_test[:8]
-    if args.m1_cpu_minutes:  # M1+M2: from here on an "image" is its M1 features
+    stacked = bool(args.m1_cpu_minutes or args.m1_weights)  # M1+M2
+    if stacked:  # from here on an "image" is its M1 features
         x, x_test, to_images, m1_metrics = m1_stage(x, x_test, args, rng)
         draw, cfg = draw_features, M2Config(image_shape=x_test.shape[1:], likelihood="gaussian")
     else:
@@ -191,7 +201,7 @@ def main(argv=None):
     z = np.random.default_rng(1234).standard_normal((10, model.cfg.latent), dtype=np.float32)
     viz.save_image_grid(to_images(model.class_grid(params, z)), out / "m2_samples.png", ncol=10)
     analogies = to_images(model.analogies(params, x_test[:8]))
-    if args.m1_cpu_minutes:  # the first column: the test digit itself, not M1's rendering of its features
+    if stacked:  # the first column: the test digit itself, not M1's rendering of its features
         analogies[::11] = x_pictures
     viz.save_image_grid(analogies, out / "m2_analogies.png", ncol=11)
     viz.save_curves(history, out / "loss.png", ["loss"], "M2 training objective J^alpha / N (nats)")
@@ -202,7 +212,7 @@ def main(argv=None):
                "whole_epochs": len(history), "train_seconds": seconds, "baseline_seconds": baseline_seconds,
                "test_images": len(x_test), **m1_metrics, **vars(args)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(f"{'M1+M2' if args.m1_cpu_minutes else 'M2'} test error {100 * final_error:.2f}% with {len(x_l)} labels "
+    print(f"{'M1+M2' if stacked else 'M2'} test error {100 * final_error:.2f}% with {len(x_l)} labels "
           f"after {len(history)} whole epochs "
           f"({seconds:.0f} {'CPU ' if budget else ''}s); the classifier alone: {100 * baseline_error:.2f}%\n"
           f"pictures and weights in {out}/")

@@ -68,6 +68,14 @@ def test_demo_m1_m2_mode_trains_m2_on_m1_features(demo, tmp_path):
     assert np.load(out / "m2.npz")["params/decoder/2/b"].shape == (2 * saved["m1_active_units"],)
 
 
-def test_demo_refuses_a_negative_m1_budget(demo):
+    # A second run reuses the saved M1: the same features, so the same active units
+    again = demo.main(["--sample", "--m1-weights", str(out / "m1.npz"), "--out", str(tmp_path / "again"),
+                       "--hidden", "16", "--latent", "3", "--test-images", "200"])
+    assert again["m1_active_units"] == saved["m1_active_units"]
+    assert again["m1_cpu_seconds"] == pytest.approx(saved["m1_cpu_seconds"])
+
+
+@pytest.mark.parametrize("argv", [["--m1-cpu-minutes", "-1"], ["--m1-cpu-minutes", "1", "--m1-weights", "m1.npz"]])
+def test_demo_refuses_bad_m1_options(demo, argv):
     with pytest.raises(SystemExit):
-        demo.parse_args(["--m1-cpu-minutes", "-1"])
+        demo.parse_args(argv)
