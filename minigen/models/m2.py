@@ -33,7 +33,7 @@ here the encoder's first layer is split in two so that U can sum over ten labels
 Defaults: MLPs of one hidden layer of 500 softplus units and a 50-d z, as the paper's
 experiments (§4) describe M2. Its released code (dpkingma/nips14-ssl) has no script for
 this case, M2 alone on pixels with few labels: run_2layer_ssl.py trains M2 on the features
-of a trained M1 (the paper's M1+M2; 500 hidden units, 300 with 100 labels), and
+of a trained M1 (the paper's M1+M2, minigen.models.m1m2; 500 hidden units, 300 with 100 labels), and
 run_gpulearn_yz_x.py trains M2 on pixels with every label observed (two layers of 500).
 """
 import math
