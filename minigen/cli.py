@@ -25,7 +25,7 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "cvae": ("cvae_mnist.py", "a conditional VAE: digits on demand, Bayes-rule classifier vs an MLP"),
     "augment": ("augment_mnist.py", "few labels: a classifier with and without CVAE / M2 digits, judged"),
     "m2": ("semisupervised_mnist.py", "semi-supervised M2 (Kingma et al. 2014), 100 labels: test error vs the "
-                                      "classifier alone"),
+                                      "classifier alone; -- --m1-cpu-minutes 30: M1+M2"),
     "mode-collapse": ("mode_collapse.py", "GAN, PacGAN, WGAN-GP, averaged GAN on 2-D ring and grid: modes, lr sweep"),
     "gan": ("gan_mnist.py", "the lecture's MLP GAN: samples per epoch, D(x)/D(G(z)) curves, FID and score"),
     "dcgan": ("dcgan_mnist.py", "DCGAN (conv, batch norm): samples per epoch, curves, FID and score"),
