@@ -1,4 +1,6 @@
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,3 +29,13 @@ def mnist_dir():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def semisupervised_demo():
+    """demos/semisupervised_mnist.py as a module (demos/ is not a package)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
+    try:
+        return importlib.import_module("semisupervised_mnist")
+    finally:
+        sys.path.pop(0)

@@ -1,7 +1,5 @@
 """M1+M2 (Kingma et al. 2014, §3.2): M1's features, its active units, fresh draws, and the demo's M1+M2 mode."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,13 +44,8 @@ def test_full_latent_puts_the_inactive_units_at_the_prior_mean():
 
 
 @pytest.fixture()
-def demo():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
-    try:
-        import semisupervised_mnist
-    finally:
-        sys.path.pop(0)
-    return semisupervised_mnist
+def demo(semisupervised_demo):
+    return semisupervised_demo
 
 
 def test_demo_m1_m2_mode_trains_m2_on_m1_features(demo, tmp_path):

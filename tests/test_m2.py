@@ -1,7 +1,5 @@
 """The M2 model (Kingma et al. 2014): its bounds against slow references, gradients, a train step, the demo."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -368,25 +366,16 @@ def test_pictures_show_every_class(small, data):
     np.testing.assert_array_equal(strips[11], x[1])
 
 
-def import_demo():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
-    try:
-        import semisupervised_mnist
-    finally:
-        sys.path.pop(0)
-    return semisupervised_mnist
-
-
-def test_demo_decays_the_learning_rate_only_over_a_cpu_budget():
-    demo = import_demo()
+def test_demo_decays_the_learning_rate_only_over_a_cpu_budget(semisupervised_demo):
+    demo = semisupervised_demo
     assert demo.parse_args([]).lr_final is not None  # the default run: a budget and its schedule
     assert demo.parse_args(["--alpha-scale", "0.1", "--epochs", "30", "--cpu-minutes", "0"]).lr_final is None
     with pytest.raises(SystemExit):
         demo.parse_args(["--cpu-minutes", "0", "--lr-final", "1e-4"])
 
 
-def test_demo_smoke_run_writes_its_files(tmp_path):
-    demo = import_demo()
+def test_demo_smoke_run_writes_its_files(tmp_path, semisupervised_demo):
+    demo = semisupervised_demo
     out = tmp_path / "m2"
     demo.main(["--sample", "--out", str(out), "--hidden", "16", "--latent", "3", "--test-images", "200"])
     for name in ("m2_samples.png", "m2_analogies.png", "loss.png", "m2.npz", "metrics.json"):
