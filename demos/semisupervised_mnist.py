@@ -4,7 +4,7 @@
     python demos/semisupervised_mnist.py --alpha-scale 0.1 --epochs 30 --cpu-minutes 0   # the paper's α
     python demos/semisupervised_mnist.py --labels 600    # more labels (a multiple of 10)
     python demos/semisupervised_mnist.py --sample        # the packaged sample, tiny settings: a smoke run
-    python demos/semisupervised_mnist.py --m1-cpu-minutes 30 --cpu-minutes 60   # M1+M2 (`minigen demo m1m2`)
+    python demos/semisupervised_mnist.py --m1-cpu-minutes 30 --cpu-minutes 25   # M1+M2: the README's run
 
 The labelled images are --labels / 10 per class, drawn with --seed from the training
 set; every other training image is used without its label. Images are dynamically
@@ -159,13 +159,13 @@ def main(argv=None):
     stacked = bool(args.m1_cpu_minutes or args.m1_weights)  # M1+M2
     if stacked:  # from here on an "image" is its M1 features
         x, x_test, to_images, m1_metrics = m1_stage(x, x_test, args, rng)
-        draw, cfg = draw_features, M2Config(image_shape=x_test.shape[1:], likelihood="gaussian")
+        draw, shape, likelihood = draw_features, x_test.shape[1:], "gaussian"
     else:
-        to_images, m1_metrics, draw, cfg = (lambda images: images), {}, binarize, M2Config()
+        to_images, m1_metrics, draw, shape, likelihood = (lambda images: images), {}, binarize, x.shape[1:], "bernoulli"
     x_l, y_l, x_u = x[labelled], y[labelled], x[unlabelled]  # the labels of x_u are never used
 
     model = M2(M2Config(latent=args.latent, hidden=args.hidden, alpha_scale=args.alpha_scale,
-                        image_shape=cfg.image_shape, likelihood=cfg.likelihood))
+                        image_shape=shape, likelihood=likelihood))
     start = time.perf_counter()
     base_params, _ = train_baseline(model, x_l, y_l, args, rng, draw)
     baseline_error = classification_error(model, base_params, x_test, y_test)
