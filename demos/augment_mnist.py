@@ -2,6 +2,7 @@
 
     python demos/augment_mnist.py                                  # N = 100 and 1,000, seeds 0-2, the CVAE
     python demos/augment_mnist.py --m2 runs/m2                     # also M2's generator (its run's N and seed)
+    python demos/augment_mnist.py --cgan-steps 0                   # without the cGAN (the slowest to train)
     python demos/augment_mnist.py --sample                         # the packaged sample: a smoke run
 
 For each labelled-set size N (N / 10 images per class, drawn with the seed as every demo
@@ -13,6 +14,9 @@ it sees is real), drawn by each generator:
   cvae-posterior   the same CVAE; z ~ q(z | x_i, y) of a real image x_i of the wanted class y.
                    Trained on 10 images a class, the prior is mostly space the encoder never
                    used; the posterior of the class's own images is where its digits are
+  cgan             a conditional GAN (Mirza & Osindero 2014) on DCGAN's nets, 32 wide, as
+                   demos/cgan_mnist.py trains it (lr 1e-3, batch 64, averaged G), trained on
+                   the N images for --cgan-steps steps; z ~ N(0, I)
   m2-prior         M2 (Kingma et al. 2014), trained on every unlabelled image and the same N
                    labels (demos/semisupervised_mnist.py); z ~ N(0, I)
   m2-style         the same M2; z ~ q(z | x_u, its predicted label) of a random unlabelled image
@@ -40,7 +44,11 @@ from cvae_mnist import Runner  # noqa: E402
 from minigen import metrics, ops, viz  # noqa: E402
 from minigen.checkpoint import load_params  # noqa: E402
 from minigen.data import load_split  # noqa: E402
+from minigen.models import cgan as cgan_lib  # noqa: E402
 from minigen.models.m2 import M2, M2Config  # noqa: E402
+from minigen.train import train_epochs  # noqa: E402
+
+CGAN_BATCH = 64  # demos/cgan_mnist.py's batch
 
 
 def parse_args(argv):
@@ -54,6 +62,9 @@ def parse_args(argv):
                         "the N and seed it was trained with")
     p.add_argument("--epochs", type=float, default=2,
                    help="training length of every model, in passes over the full training set")
+    p.add_argument("--cgan-steps", type=int, default=None,
+                   help="generator steps of the cGAN trained on each labelled set (default 2000; with --sample "
+                        "20; 0: no cGAN)")
     p.add_argument("--latent", type=int, default=20)
     p.add_argument("--hidden", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -65,8 +76,11 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.factor is None:
         args.factor = 10 if args.sample else 50
-    if args.factor < 1 or args.epochs <= 0 or any(n <= 0 or n % 10 for n in args.labels):
-        p.error("--factor and --epochs must be positive, and each of --labels a positive multiple of 10")
+    if args.cgan_steps is None:
+        args.cgan_steps = 20 if args.sample else 2000
+    if args.factor < 1 or args.cgan_steps < 0 or args.epochs <= 0 or any(n <= 0 or n % 10 for n in args.labels):
+        p.error("--factor and --epochs must be positive, --cgan-steps at least 0, and each of --labels "
+                "a positive multiple of 10")
     return args
 
 
@@ -100,6 +114,11 @@ def m2_style(model, params, rng, x_u, labels):
     return model.decode_mean(params, z.astype(np.float32), ops.one_hot(labels, c, n))
 
 
+def cgan_draw(average, rng, x_l, y_l, labels):
+    """The averaged cGAN generator's G(z, y) with z ~ N(0, I): one image per wanted label."""
+    return average.sample(rng, len(labels), labels)
+
+
 def in_batches(draw, labels, size=5000):
     """draw(labels) for labels (n,) in slices of `size`: (n, 1, 28, 28) float32."""
     return np.concatenate([draw(labels[i:i + size]) for i in range(0, len(labels), size)]).astype(np.float32)
@@ -111,7 +130,26 @@ def judge_agreement(images, labels):
     return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
-# --- The M2 runs --------------------------------------------------------------------------
+# --- The generators trained here, and the M2 runs read from their folders ------------------
+
+class CGANs:
+    """One conditional GAN per labelled set (N, seed), trained on its N images and kept for
+    every use (the table and the picture)."""
+
+    def __init__(self, run):
+        self.run, self.trained = run, {}
+
+    def averaged_generator(self, n, seed):
+        if (n, seed) not in self.trained:
+            args, rng = self.run.args, np.random.default_rng(seed)
+            gan = cgan_lib.build("cgan", {"arch": "conv", "width": 32, "ema": 0.999}, rng, lr=1e-3)
+            data = self.run.tiled(*self.run.subset(n, seed))
+            batches_per_pass = -(-len(data[0]) // CGAN_BATCH)
+            train_epochs(gan.step, data, max(1, round(args.cgan_steps / batches_per_pass)), rng, CGAN_BATCH,
+                         desc=f"cgan n={n}")
+            self.trained[n, seed] = gan.averaged
+        return self.trained[n, seed]
+
 
 def load_m2_runs(folders):
     """{(N, seed): (model, params)} from semisupervised-demo folders, read from their metrics.json."""
@@ -128,13 +166,16 @@ def load_m2_runs(folders):
     return runs
 
 
-def generators_for(run, n, seed, m2_runs, x_u):
+def generators_for(run, n, seed, m2_runs, x_u, cgans):
     """name -> draw(labels) for the generators available at this (N, seed)."""
     x_l, y_l = run.subset(n, seed)
     cvae, cvae_params, _ = run.cvae(n, seed)
     rng = np.random.default_rng(seed + 1)
     draws = {"cvae-prior": lambda lb: cvae_prior(cvae, cvae_params, rng, x_l, y_l, lb),
              "cvae-posterior": lambda lb: cvae_posterior(cvae, cvae_params, rng, x_l, y_l, lb)}
+    if run.args.cgan_steps:
+        average = cgans.averaged_generator(n, seed)
+        draws["cgan"] = lambda lb: cgan_draw(average, rng, x_l, y_l, lb)
     if (n, seed) in m2_runs:
         m2, m2_params = m2_runs[n, seed]
         draws["m2-prior"] = lambda lb: m2_prior(m2, m2_params, rng, x_u, lb)
@@ -142,12 +183,12 @@ def generators_for(run, n, seed, m2_runs, x_u):
     return draws
 
 
-def one_seed(run, n, seed, m2_runs, x_u, test):
+def one_seed(run, n, seed, m2_runs, x_u, test, cgans):
     """{name: (accuracy, judge agreement)} for real only and each generator at this (N, seed)."""
     x_l, y_l = run.subset(n, seed)
     factor = run.args.factor
     rows = {"real only": (run.classifier_accuracy(x_l, y_l, seed, *test), None)}
-    for name, draw in generators_for(run, n, seed, m2_runs, x_u).items():
+    for name, draw in generators_for(run, n, seed, m2_runs, x_u, cgans).items():
         labels = np.repeat(y_l, factor)
         fakes = in_batches(draw, labels)
         x_mix = np.concatenate([np.repeat(x_l, factor, axis=0), fakes])
@@ -186,10 +227,10 @@ def markdown(table, args):
     return "\n".join(lines)
 
 
-def save_picture(run, m2_runs, x_u, path):
+def save_picture(run, m2_runs, x_u, cgans, path):
     """One row of ten digits (0-9) per generator of the first N and seed."""
     n, seed = run.args.labels[0], run.args.seeds[0]
-    draws = generators_for(run, n, seed, m2_runs, x_u)
+    draws = generators_for(run, n, seed, m2_runs, x_u, cgans)
     viz.save_image_grid(np.concatenate([draw(np.arange(10)) for draw in draws.values()]), path, ncol=10)
     return list(draws)
 
@@ -203,9 +244,10 @@ def main(argv=None):
     out, wall = Path(args.out), time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     run, m2_runs = Runner(args, x, y), load_m2_runs(args.m2)
-    table = {n: summarise({seed: one_seed(run, n, seed, m2_runs, x, test) for seed in args.seeds})
+    cgans = CGANs(run)
+    table = {n: summarise({seed: one_seed(run, n, seed, m2_runs, x, test, cgans) for seed in args.seeds})
              for n in args.labels}
-    rows = save_picture(run, m2_runs, x, out / "augment_samples.png")
+    rows = save_picture(run, m2_runs, x, cgans, out / "augment_samples.png")
     result = {"table": {str(n): s for n, s in table.items()}, "picture_rows": rows, "test_images": len(test[1]),
               "steps_per_classifier": run.steps, "wall_seconds": time.perf_counter() - wall, "args": vars(args)}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))

@@ -101,6 +101,7 @@ class AveragedGenerator:
             self.gan.generate(self.params, z, y, train=True, state=state)
         return state
 
-    def sample(self, rng, n):
-        """n samples of the averaged generator, (n, *data_shape), as gan.sample draws them."""
-        return self.gan.sample({"generator": self.params}, rng, n, state=self.batch_norm_statistics())
+    def sample(self, rng, n, y=None):
+        """n samples of the averaged generator, (n, *data_shape), as gan.sample draws them
+        (y: (n,) labels for a conditional GAN; None: its default classes)."""
+        return self.gan.sample({"generator": self.params}, rng, n, y, state=self.batch_norm_statistics())

@@ -83,10 +83,10 @@ def test_smoke_run_on_the_sample_with_an_m2_run(tmp_path):
                                  "--seeds", "0", "1", "--factor", "2", "--test-n", "100",
                                  "--m2", str(m2_dir), "--out", str(tmp_path / "aug")])
     table = result["table"]["100"]
-    assert set(table) == {"real only", "cvae-prior", "cvae-posterior", "m2-prior", "m2-style"}
+    assert set(table) == {"real only", "cvae-prior", "cvae-posterior", "cgan", "m2-prior", "m2-style"}
     assert table["m2-style"]["seeds"] == [1] and table["cvae-prior"]["seeds"] == [0, 1]  # M2 serves its seed
     assert json.loads((tmp_path / "aug" / "metrics.json").read_text())["picture_rows"] == ["cvae-prior",
-                                                                                         "cvae-posterior"]
+                                                                                         "cvae-posterior", "cgan"]
     assert (tmp_path / "aug" / "augment_samples.png").is_file()
 
 

@@ -81,6 +81,10 @@ def test_the_conv_cgan_samples_the_asked_digits_from_its_averaged_generator(digi
     by_hand = gan.generate(t.params["generator_average"], z, np.arange(12) % 10, state=stats)
     np.testing.assert_array_equal(t.sample(np.random.default_rng(3), 12), by_hand)
     assert not np.allclose(by_hand, gan.sample(t.params, np.random.default_rng(3), 12))
+    asked = np.full(12, 7)  # any labels can be asked for (demos/augment_mnist.py draws the labelled set's)
+    sevens = gan.generate(t.params["generator_average"], z, asked, state=stats)
+    np.testing.assert_array_equal(averaged_g.sample(np.random.default_rng(3), 12, asked), sevens)
+    assert not np.allclose(sevens, by_hand)
 
 
 def test_counting_batch_norm_keeps_plain_means_of_the_batches(rng):
