@@ -26,6 +26,9 @@ Every classifier takes the same number of steps (--epochs passes' worth of the f
 training set). The judge column is the share of the generated images that the shipped
 classifier (minigen/weights/classifier.npz) reads as the class they were drawn for: a
 generator whose digits disagree with their labels teaches the classifier wrong labels.
+The distance column is the mean RMS pixel distance from a generated image to the nearest of
+the N labelled images (for real only: from each test image): a generator whose images sit much
+nearer the labelled ones than unseen digits do is copying them, and copies teach nothing new.
 Prints a markdown table (mean ± sd over seeds of the accuracy and of its gain over real
 only, each seed's gain paired with its own baseline) and writes OUT/metrics.json and
 OUT/augment_samples.png (one row per generator: a digit of each class).
@@ -124,6 +127,20 @@ def in_batches(draw, labels, size=5000):
     return np.concatenate([draw(labels[i:i + size]) for i in range(0, len(labels), size)]).astype(np.float32)
 
 
+def nearest_distance(images, x_l, chunk=2000):
+    """Mean over images (n, 1, 28, 28) of the RMS pixel distance to the nearest labelled image
+    in x_l (N, 1, 28, 28). Near 0, a generator copies the N images it learnt from; unseen real
+    digits (the test images) set the scale of a new image."""
+    a, b = images.reshape(len(images), -1), x_l.reshape(len(x_l), -1).astype(np.float32)
+    b_sq = np.sum(b * b, axis=1)
+    nearest = []
+    for i in range(0, len(a), chunk):  # |a - b|^2 = |a|^2 - 2 a.b + |b|^2, one (chunk, N) matrix at a time
+        c = a[i:i + chunk]
+        sq = np.sum(c * c, axis=1)[:, None] - 2 * c @ b.T + b_sq[None, :]
+        nearest.append(np.sqrt(np.maximum(sq.min(axis=1), 0) / a.shape[1]))
+    return float(np.concatenate(nearest).mean())
+
+
 def judge_agreement(images, labels):
     """Share of images the shipped classifier labels as the class they were drawn for."""
     _, probs = metrics.classifier_outputs(images)
@@ -184,23 +201,27 @@ def generators_for(run, n, seed, m2_runs, x_u, cgans):
 
 
 def one_seed(run, n, seed, m2_runs, x_u, test, cgans):
-    """{name: (accuracy, judge agreement)} for real only and each generator at this (N, seed)."""
+    """{name: (accuracy, judge agreement, distance to the nearest labelled image)} for real only
+    (its distance: the test images') and each generator at this (N, seed)."""
     x_l, y_l = run.subset(n, seed)
     factor = run.args.factor
-    rows = {"real only": (run.classifier_accuracy(x_l, y_l, seed, *test), None)}
+    rows = {"real only": (run.classifier_accuracy(x_l, y_l, seed, *test), None, nearest_distance(test[0], x_l))}
     for name, draw in generators_for(run, n, seed, m2_runs, x_u, cgans).items():
         labels = np.repeat(y_l, factor)
         fakes = in_batches(draw, labels)
         x_mix = np.concatenate([np.repeat(x_l, factor, axis=0), fakes])
         y_mix = np.concatenate([np.repeat(y_l, factor), labels])
-        rows[name] = run.classifier_accuracy(x_mix, y_mix, seed, *test), judge_agreement(fakes, labels)
+        rows[name] = (run.classifier_accuracy(x_mix, y_mix, seed, *test), judge_agreement(fakes, labels),
+                      nearest_distance(fakes, x_l))
         print(f"N={n} seed {seed} {name}: accuracy {rows[name][0]:.4f} (real only {rows['real only'][0]:.4f}), "
-              f"judge agreement {rows[name][1]:.3f}", flush=True)
+              f"judge agreement {rows[name][1]:.3f}, nearest labelled image {rows[name][2]:.3f} "
+              f"(test images: {rows['real only'][2]:.3f})", flush=True)
     return rows
 
 
 def summarise(per_seed):
-    """[{seed: {name: (acc, agree)}}] of one N -> {name: summary} with gains paired by seed."""
+    """{seed: {name: (acc, agree, distance)}} of one N -> {name: summary} with gains paired by seed
+    (a row may lack the distance: then its summary's is None)."""
     summary = {}
     names = {name for rows in per_seed.values() for name in rows}
     for name in sorted(names, key=lambda s: (s != "real only", s)):
@@ -208,22 +229,26 @@ def summarise(per_seed):
         acc = np.array([per_seed[s][name][0] for s in seeds])
         gain = acc - np.array([per_seed[s]["real only"][0] for s in seeds])
         agree = [per_seed[s][name][1] for s in seeds if per_seed[s][name][1] is not None]
+        distance = [per_seed[s][name][2] for s in seeds if len(per_seed[s][name]) > 2]
         summary[name] = {"seeds": seeds, "accuracy": acc.tolist(), "mean": float(acc.mean()),
                          "sd": float(acc.std()), "gain_mean": float(gain.mean()), "gain_sd": float(gain.std()),
-                         "judge_agreement": float(np.mean(agree)) if agree else None}
+                         "judge_agreement": float(np.mean(agree)) if agree else None,
+                         "nearest_distance": float(np.mean(distance)) if distance else None}
     return summary
 
 
 def markdown(table, args):
-    lines = ["| N | data | seeds | test accuracy | gain over real only | judge agreement |",
-             "|---:|---|---:|---:|---:|---:|"]
+    lines = ["| N | data | seeds | test accuracy | gain over real only | judge agreement "
+             "| distance to the nearest labelled image (real only: the test images') |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
     for n, summary in table.items():
         for name, s in summary.items():
             gain = "" if name == "real only" else f"{100 * s['gain_mean']:+.2f} ± {100 * s['gain_sd']:.2f} pts"
             agree = "" if s["judge_agreement"] is None else f"{100 * s['judge_agreement']:.1f} %"
+            distance = "" if s["nearest_distance"] is None else f"{s['nearest_distance']:.3f}"
             data = name if name == "real only" else f"real ×{args.factor} + {name}"
             lines.append(f"| {n} | {data} | {len(s['seeds'])} | {100 * s['mean']:.2f} ± {100 * s['sd']:.2f} % "
-                         f"| {gain} | {agree} |")
+                         f"| {gain} | {agree} | {distance} |")
     return "\n".join(lines)
 
 

@@ -64,6 +64,17 @@ def test_the_judge_agrees_with_true_labels_and_not_with_wrong_ones():
     assert augment_mnist.judge_agreement(x, (y + 1) % 10) < 0.05
 
 
+def test_nearest_distance_is_zero_for_copies_and_the_rms_gap_otherwise():
+    x_l = np.zeros((3, 1, 28, 28), np.float32)
+    x_l[1] += 0.5
+    x_l[2] += 1.0
+    copies = x_l[[2, 0, 1, 1]]
+    assert augment_mnist.nearest_distance(copies, x_l, chunk=3) == pytest.approx(0.0, abs=1e-6)
+    between = np.full((2, 1, 28, 28), 0.2, np.float32)  # nearest: the zeros, RMS 0.2 (0.3 from the halves)
+    between[1] = 0.9  # nearest: the ones, RMS 0.1
+    assert augment_mnist.nearest_distance(between, x_l, chunk=1) == pytest.approx(0.15, abs=1e-5)
+
+
 def test_gains_are_paired_with_each_seeds_own_baseline():
     per_seed = {0: {"real only": (0.70, None), "g": (0.75, 0.9)},
                 1: {"real only": (0.60, None), "g": (0.62, 0.8)},
@@ -72,7 +83,7 @@ def test_gains_are_paired_with_each_seeds_own_baseline():
     assert list(s) == ["real only", "g"]
     assert s["g"]["seeds"] == [0, 1]
     assert s["g"]["gain_mean"] == pytest.approx(0.035) and s["g"]["gain_sd"] == pytest.approx(0.015)
-    assert s["g"]["judge_agreement"] == pytest.approx(0.85)
+    assert s["g"]["judge_agreement"] == pytest.approx(0.85) and s["g"]["nearest_distance"] is None
     assert s["real only"]["mean"] == pytest.approx(0.70) and s["real only"]["judge_agreement"] is None
 
 
