@@ -66,8 +66,8 @@ def parse_args(argv):
     p.add_argument("--epochs", type=float, default=2,
                    help="training length of every model, in passes over the full training set")
     p.add_argument("--cgan-steps", type=int, default=None,
-                   help="generator steps of the cGAN trained on each labelled set (default 2000; with --sample "
-                        "20; 0: no cGAN)")
+                   help="generator steps of the cGAN trained on each labelled set, rounded to whole passes "
+                        "(default 2000; with --sample 20; 0: no cGAN)")
     p.add_argument("--latent", type=int, default=20)
     p.add_argument("--hidden", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -115,11 +115,6 @@ def m2_style(model, params, rng, x_u, labels):
     mu, logvar = model.encode(params, x_src, ops.one_hot(model.predict(params, x_src), c, n))
     z = mu + np.exp(0.5 * logvar) * rng.standard_normal(mu.shape, dtype=np.float32)
     return model.decode_mean(params, z.astype(np.float32), ops.one_hot(labels, c, n))
-
-
-def cgan_draw(average, rng, x_l, y_l, labels):
-    """The averaged cGAN generator's G(z, y) with z ~ N(0, I): one image per wanted label."""
-    return average.sample(rng, len(labels), labels)
 
 
 def in_batches(draw, labels, size=5000):
@@ -192,7 +187,7 @@ def generators_for(run, n, seed, m2_runs, x_u, cgans):
              "cvae-posterior": lambda lb: cvae_posterior(cvae, cvae_params, rng, x_l, y_l, lb)}
     if run.args.cgan_steps:
         average = cgans.averaged_generator(n, seed)
-        draws["cgan"] = lambda lb: cgan_draw(average, rng, x_l, y_l, lb)
+        draws["cgan"] = lambda lb: average.sample(rng, len(lb), lb)  # the averaged G(z, y), z ~ N(0, I)
     if (n, seed) in m2_runs:
         m2, m2_params = m2_runs[n, seed]
         draws["m2-prior"] = lambda lb: m2_prior(m2, m2_params, rng, x_u, lb)
