@@ -67,7 +67,7 @@ def parse_args(argv):
                    help="training length of every model, in passes over the full training set")
     p.add_argument("--cgan-steps", type=int, default=None,
                    help="generator steps of the cGAN trained on each labelled set, rounded to whole passes "
-                        "(default 2000; with --sample 20; 0: no cGAN)")
+                        "(default 2000; with --sample 5; 0: no cGAN)")
     p.add_argument("--latent", type=int, default=20)
     p.add_argument("--hidden", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -80,7 +80,7 @@ def parse_args(argv):
     if args.factor is None:
         args.factor = 10 if args.sample else 50
     if args.cgan_steps is None:
-        args.cgan_steps = 20 if args.sample else 2000
+        args.cgan_steps = 5 if args.sample else 2000
     if args.factor < 1 or args.cgan_steps < 0 or args.epochs <= 0 or any(n <= 0 or n % 10 for n in args.labels):
         p.error("--factor and --epochs must be positive, --cgan-steps at least 0, and each of --labels "
                 "a positive multiple of 10")
@@ -155,7 +155,8 @@ class CGANs:
         if (n, seed) not in self.trained:
             args, rng = self.run.args, np.random.default_rng(seed)
             gan = cgan_lib.build("cgan", {"arch": "conv", "width": 32, "ema": 0.999}, rng, lr=1e-3)
-            data = self.run.tiled(*self.run.subset(n, seed))
+            # the tiled set, cut to the requested steps when they are fewer than one pass of it
+            data = tuple(a[:args.cgan_steps * CGAN_BATCH] for a in self.run.tiled(*self.run.subset(n, seed)))
             batches_per_pass = -(-len(data[0]) // CGAN_BATCH)
             train_epochs(gan.step, data, max(1, round(args.cgan_steps / batches_per_pass)), rng, CGAN_BATCH,
                          desc=f"cgan n={n}")
