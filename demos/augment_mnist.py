@@ -216,8 +216,7 @@ def one_seed(run, n, seed, m2_runs, x_u, test, cgans):
 
 
 def summarise(per_seed):
-    """{seed: {name: (acc, agree, distance)}} of one N -> {name: summary} with gains paired by seed
-    (a row may lack the distance: then its summary's is None)."""
+    """{seed: {name: (acc, agree, distance)}} of one N -> {name: summary} with gains paired by seed."""
     summary = {}
     names = {name for rows in per_seed.values() for name in rows}
     for name in sorted(names, key=lambda s: (s != "real only", s)):
@@ -225,11 +224,11 @@ def summarise(per_seed):
         acc = np.array([per_seed[s][name][0] for s in seeds])
         gain = acc - np.array([per_seed[s]["real only"][0] for s in seeds])
         agree = [per_seed[s][name][1] for s in seeds if per_seed[s][name][1] is not None]
-        distance = [per_seed[s][name][2] for s in seeds if len(per_seed[s][name]) > 2]
+        distance = [per_seed[s][name][2] for s in seeds]
         summary[name] = {"seeds": seeds, "accuracy": acc.tolist(), "mean": float(acc.mean()),
                          "sd": float(acc.std()), "gain_mean": float(gain.mean()), "gain_sd": float(gain.std()),
                          "judge_agreement": float(np.mean(agree)) if agree else None,
-                         "nearest_distance": float(np.mean(distance)) if distance else None}
+                         "nearest_distance": float(np.mean(distance))}
     return summary
 
 
@@ -241,10 +240,9 @@ def markdown(table, args):
         for name, s in summary.items():
             gain = "" if name == "real only" else f"{100 * s['gain_mean']:+.2f} ± {100 * s['gain_sd']:.2f} pts"
             agree = "" if s["judge_agreement"] is None else f"{100 * s['judge_agreement']:.1f} %"
-            distance = "" if s["nearest_distance"] is None else f"{s['nearest_distance']:.3f}"
             data = name if name == "real only" else f"real ×{args.factor} + {name}"
             lines.append(f"| {n} | {data} | {len(s['seeds'])} | {100 * s['mean']:.2f} ± {100 * s['sd']:.2f} % "
-                         f"| {gain} | {agree} | {distance} |")
+                         f"| {gain} | {agree} | {s['nearest_distance']:.3f} |")
     return "\n".join(lines)
 
 

@@ -76,14 +76,15 @@ def test_nearest_distance_is_zero_for_copies_and_the_rms_gap_otherwise():
 
 
 def test_gains_are_paired_with_each_seeds_own_baseline():
-    per_seed = {0: {"real only": (0.70, None), "g": (0.75, 0.9)},
-                1: {"real only": (0.60, None), "g": (0.62, 0.8)},
-                2: {"real only": (0.80, None)}}  # g missing at seed 2 (e.g. no M2 run for it)
+    per_seed = {0: {"real only": (0.70, None, 0.24), "g": (0.75, 0.9, 0.10)},
+                1: {"real only": (0.60, None, 0.22), "g": (0.62, 0.8, 0.20)},
+                2: {"real only": (0.80, None, 0.20)}}  # g missing at seed 2 (e.g. no M2 run for it)
     s = augment_mnist.summarise(per_seed)
     assert list(s) == ["real only", "g"]
     assert s["g"]["seeds"] == [0, 1]
     assert s["g"]["gain_mean"] == pytest.approx(0.035) and s["g"]["gain_sd"] == pytest.approx(0.015)
-    assert s["g"]["judge_agreement"] == pytest.approx(0.85) and s["g"]["nearest_distance"] is None
+    assert s["g"]["judge_agreement"] == pytest.approx(0.85) and s["g"]["nearest_distance"] == pytest.approx(0.15)
+    assert s["real only"]["nearest_distance"] == pytest.approx(0.22)
     assert s["real only"]["mean"] == pytest.approx(0.70) and s["real only"]["judge_agreement"] is None
 
 
