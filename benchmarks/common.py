@@ -25,9 +25,9 @@ def machine_header(threads):
             f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
 
 
-def interleaved_medians(fns, reps, warmup=3):
-    """Median seconds of each of `fns`, run in turns (a, b, a, b, ...) so drift hits all alike."""
-    import numpy as np
+def interleaved_times(fns, reps, warmup=3):
+    """Seconds of each call of each of `fns` ([[...] per fn], reps each), run in turns (a, b, a, b, ...)
+    so that drift in the machine's load hits all alike; the first `warmup` turns are not kept."""
     times = [[] for _ in fns]
     for i in range(warmup + reps):
         for fn, out in zip(fns, times):
@@ -35,7 +35,13 @@ def interleaved_medians(fns, reps, warmup=3):
             fn()
             if i >= warmup:
                 out.append(time.perf_counter() - t0)
-    return [float(np.median(t)) for t in times]
+    return times
+
+
+def interleaved_medians(fns, reps, warmup=3):
+    """Median seconds of each of `fns`, run in turns (interleaved_times)."""
+    import numpy as np
+    return [float(np.median(t)) for t in interleaved_times(fns, reps, warmup)]
 
 
 def scaled_error(a, b):

@@ -11,9 +11,13 @@ The MLP VAE row has a second anchor: the same step written the plain
 HIPS-autograd way (benchmarks/plain_autograd.py: one loss function, `grad`
 over a list of (W, b) pairs, Adam over the flattened vector), timed in the same
 turns, so that the table shows what minigen's design buys over it.
-The full-epoch rows run each library in its own subprocess, so that the peak
-resident memory (RSS) of each is its own. --quick uses fewer repetitions and
-skips the full epoch; it finishes in about two minutes.
+With more than one thread the step rows, too, time each library in processes of
+its own (three in turns, a third of the steps each): in one process, each library's
+idle thread pool spins while the other works, and slows it (benchmarks/README.md).
+The full-run rows (one MNIST epoch of the MLP VAE, 300 steps of the DCGAN demo's
+nets) run each library in its own subprocess, so that the peak resident memory (RSS)
+of each is its own. --quick uses fewer repetitions and skips the full runs; it
+finishes in about two minutes at one thread.
 """
 import argparse
 import json
@@ -22,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from common import interleaved_medians, machine_header, pin_threads, scaled_error
+from common import interleaved_medians, interleaved_times, machine_header, pin_threads, scaled_error
 
 
 def parse_args(argv=None):
@@ -31,7 +35,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json", default=None, help="also write the table as JSON here")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these workloads")
-    p.add_argument("--epoch-child", choices=["minigen", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--epoch-child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
+    p.add_argument("--step-child", nargs=2, metavar=("INDEX", "LIB"), help=argparse.SUPPRESS)
+    p.add_argument("--reps", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
     return p.parse_args(argv)
 
@@ -239,7 +245,42 @@ WORKLOADS = {
 }
 
 
-# --- One full epoch in a fresh process: time and peak memory --------------------------------------
+# --- Each library in processes of its own: step times, and a full run's time and memory ------------
+
+ROUNDS = 3  # with threads > 1: processes per library and workload, run in turns
+DCGAN_STEPS = 300  # the DCGAN full-run row: this many steps of the demo's nets, batch 64
+
+
+def child_output(args, *flags):
+    """This script run again with `flags` at the same threads (and data): its last line, as JSON."""
+    cmd = [sys.executable, __file__, *flags, "--threads", str(args.threads)]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def step_child(index, lib, reps):
+    """Time `lib`'s step (minigen, torch or plain) of the index-th workload, alone; print the times (s)."""
+    name = list(WORKLOADS)[index]
+    if lib == "plain":
+        step, _ = PLAIN_AUTOGRAD[name](np.random.default_rng(0))
+    else:
+        ours, theirs, _, _ = WORKLOADS[name](np.random.default_rng(0))
+        step = ours if lib == "minigen" else theirs
+    (times,) = interleaved_times([step], reps)
+    print(json.dumps(times))
+
+
+def separate_medians(index, libs, args, reps):
+    """Median seconds of each lib's step of the index-th workload, timed by step_child in ROUNDS
+    processes per lib, in turns (minigen, torch, minigen, torch, ...), reps steps in all."""
+    times = {lib: [] for lib in libs}
+    for _ in range(ROUNDS):
+        for lib in libs:
+            times[lib] += child_output(args, "--step-child", str(index), lib, "--reps", str(-(-reps // ROUNDS)))
+    return [float(np.median(times[lib])) for lib in libs]
+
 
 def rss_mb(field):
     """VmRSS (now) or VmHWM (peak since the last reset) of this process, in MB, from /proc (Linux)."""
@@ -249,47 +290,73 @@ def rss_mb(field):
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def epoch_child(lib, data_dir):
-    """Train the MLP VAE for one MNIST epoch with `lib`; print seconds and memory (MB) as JSON.
+def vae_epoch(lib, rng):
+    """(step, batch size, steps): one MNIST epoch of the MLP VAE in `lib`."""
+    model = VAE()
+    params = model.init(rng)
+    if lib == "minigen":
+        return make_train_step(model, params, Adam(params), rng, binarized=False), BATCH, None
+    twin = TorchVAE(model, params)
+    opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
 
-    The peak is reset just before the epoch (writing 5 to /proc/self/clear_refs), so
-    it is the epoch's own high-water mark, not that of loading the data.
+    def step(batch):
+        opt.zero_grad()
+        twin.loss(torch.from_numpy(batch[0]), torch.randn(len(batch[0]), 20)).backward()
+        opt.step()
+    return step, BATCH, None
+
+
+def dcgan_run(lib, rng):
+    """(step, batch size, steps): DCGAN_STEPS alternating steps of the DCGAN demo's nets (width 32)."""
+    gan = dcgan(width=32)
+    params = gan.init(rng)
+    if lib == "minigen":
+        return RECIPES["gan"].train_step(gan, params, rng)[0], 64, DCGAN_STEPS
+    twin = TorchGAN(gan, params)
+    return (lambda batch: twin.step(torch.from_numpy(batch[0]), RECIPES["gan"], torch_discriminator_loss,
+                                    torch_nonsaturating)), 64, DCGAN_STEPS
+
+
+FULL_RUNS = {"vae": ("One MNIST epoch of the MLP VAE (469 steps of batch 128)", vae_epoch),
+             "dcgan": (f"{DCGAN_STEPS} DCGAN steps, D then G (the demo's width 32, batch 64)", dcgan_run)}
+
+
+def full_run_child(lib, model, data_dir):
+    """Train FULL_RUNS[model] with `lib`; print its seconds and memory (MB) as JSON.
+
+    The peak is reset just before the run (writing 5 to /proc/self/clear_refs), so
+    it is the run's own high-water mark, not that of loading the data.
     """
     from minigen.data import batches, load_mnist
     x, _ = load_mnist("train", data_dir)
     rng = np.random.default_rng(0)
-    model = VAE()
-    params = model.init(rng)
-    if lib == "minigen":
-        step = make_train_step(model, params, Adam(params), rng, binarized=False)
-    else:
-        twin = TorchVAE(model, params)
-        opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
-
-        def step(batch):
-            opt.zero_grad()
-            twin.loss(torch.from_numpy(batch[0]), torch.randn(len(batch[0]), 20)).backward()
-            opt.step()
+    step, batch_size, steps = FULL_RUNS[model][1](lib, rng)
     before = rss_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     start = time.perf_counter()
-    for batch in batches(rng, x, batch_size=BATCH):
+    for i, batch in enumerate(batches(rng, x, batch_size=batch_size)):
+        if i == steps:
+            break
         step(batch)
     seconds = time.perf_counter() - start
     peak = rss_mb("VmHWM")
-    print(json.dumps({"seconds": seconds, "rss_before_epoch_mb": before, "peak_rss_mb": peak,
-                      "epoch_growth_mb": peak - before}))
+    print(json.dumps({"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak, "growth_mb": peak - before}))
 
 
-def run_epoch_children(args):
+def print_full_runs(args):
+    """Run every FULL_RUNS entry in a fresh process per library; print and return the figures."""
     out = {}
-    for lib in ("minigen", "torch"):
-        cmd = [sys.executable, __file__, "--epoch-child", lib, "--threads", str(args.threads)]
-        if args.data_dir:
-            cmd += ["--data-dir", args.data_dir]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out[lib] = json.loads(result.stdout.strip().splitlines()[-1])
+    for model, (title, _) in FULL_RUNS.items():
+        out[model] = {lib: child_output(args, "--epoch-child", lib, model) for lib in ("minigen", "torch")}
+        m, t = out[model]["minigen"], out[model]["torch"]
+        print(f"\n{title}, each library in its own process (both import torch and hold MNIST;\n"
+              "the growth is what the run itself adds):\n"
+              "| | seconds | RSS before (MB) | peak during the run (MB) | growth (MB) |\n|---|---|---|---|---|")
+        for lib, r in out[model].items():
+            print(f"| {lib} | {r['seconds']:.1f} | {r['rss_before_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
+                  f"{r['growth_mb']:.0f} |")
+        print(f"time ratio {m['seconds'] / t['seconds']:.2f}, peak RSS ratio {m['peak_rss_mb'] / t['peak_rss_mb']:.2f}")
     return out
 
 
@@ -303,22 +370,30 @@ def gemm_gflops(reps):
 def main():
     args = parse_args()
     if args.epoch_child:
-        return epoch_child(args.epoch_child, args.data_dir)
+        return full_run_child(*args.epoch_child, args.data_dir)
+    if args.step_child:
+        return step_child(int(args.step_child[0]), args.step_child[1], args.reps)
     header = machine_header(args.threads)
     reps = 10 if args.quick else 50
     rows = []
-    for name, build in WORKLOADS.items():
+    for index, (name, build) in enumerate(WORKLOADS.items()):
         if args.only and not any(o.lower() in name.lower() for o in args.only):
             continue
         ours, theirs, parity, flops = build(np.random.default_rng(0))
         plain, plain_parity = PLAIN_AUTOGRAD[name](np.random.default_rng(0)) if name in PLAIN_AUTOGRAD else (None, None)
-        t_ours, t_theirs, *t_plain = interleaved_medians([ours, theirs] + ([plain] if plain else []), reps)
+        if args.threads > 1:
+            libs = ["minigen", "torch"] + (["plain"] if plain else [])
+            t_ours, t_theirs, *t_plain = separate_medians(index, libs, args, reps)
+        else:
+            t_ours, t_theirs, *t_plain = interleaved_medians([ours, theirs] + ([plain] if plain else []), reps)
         rows.append({"workload": name, "minigen_ms": 1000 * t_ours, "torch_ms": 1000 * t_theirs,
                      "ratio": t_ours / t_theirs, "parity": parity,
                      "gflops": None if flops is None else flops / t_ours / 1e9,
                      "plain_autograd_ms": 1000 * t_plain[0] if plain else None, "plain_autograd_parity": plain_parity})
     peak = gemm_gflops(reps)
-    print(f"minigen vs torch, median of {reps} interleaved steps after 3 warm-up\n{header}\n"
+    how = ("interleaved steps" if args.threads == 1 else
+           f"steps, each library in {ROUNDS} processes of its own, in turns")
+    print(f"minigen vs torch, median of {reps} {how}, after 3 warm-up\n{header}\n"
           f"numpy float32 GEMM (1024^3): {peak:.0f} GFLOP/s\n")
     print("| workload | minigen ms | torch ms | ratio | parity (max rel. error) | plain autograd ms (ratio to torch) |"
           "\n|---|---|---|---|---|---|")
@@ -334,21 +409,11 @@ def main():
     for r in rows:
         if r["gflops"]:
             print(f"\n{r['workload']}: {r['gflops']:.0f} GFLOP/s achieved = {r['gflops'] / peak:.0%} of the GEMM peak")
-    epoch = None
-    if not args.quick and not args.only:
-        epoch = run_epoch_children(args)
-        m, t = epoch["minigen"], epoch["torch"]
-        print("\nOne MNIST epoch of the MLP VAE (469 steps), each library in its own process (both import\n"
-              "torch and hold MNIST; the growth is what the epoch itself adds):\n"
-              "| | seconds | RSS before (MB) | peak during the epoch (MB) | growth (MB) |\n|---|---|---|---|---|")
-        for lib, r in epoch.items():
-            print(f"| {lib} | {r['seconds']:.1f} | {r['rss_before_epoch_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
-                  f"{r['epoch_growth_mb']:.0f} |")
-        print(f"time ratio {m['seconds'] / t['seconds']:.2f}")
+    full_runs = None if args.quick or args.only else print_full_runs(args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": header, "reps": reps, "gemm_gflops": peak, "rows": rows, "epoch": epoch}, f,
-                      indent=2)
+            json.dump({"machine": header, "reps": reps, "gemm_gflops": peak, "rows": rows, "full_runs": full_runs},
+                      f, indent=2)
 
 
 if __name__ == "__main__":
