@@ -3,21 +3,21 @@
     python benchmarks/run.py [--quick] [--threads 2] [--json FILE] [--only NAME ...]
 
 Each workload has a torch twin with the same architecture and the same initial
-weights (copied across by minigen.interop). The two are timed in turns
-(warm-up, then the median of many repetitions) and their loss and every
-gradient compared on one shared batch: parity is the largest
-max|minigen - torch| / max|torch| over the loss and all gradient arrays.
+weights (copied across by minigen.interop). Each library's step is timed in
+processes of its own, three per library, in turns (minigen, torch, minigen, ...),
+after a warm-up: in one process, each library's idle thread pool spins while the
+other works and slows it (benchmarks/README.md), and each library runs as its
+user gets it (minigen's training loop sets malloc to keep freed memory,
+minigen.allocator; torch keeps its defaults). Their loss and every gradient are
+compared on one shared batch: parity is the worst relative error over the loss
+and the gradient arrays (tree_error).
 The MLP VAE row has a second anchor: the same step written the plain
 HIPS-autograd way (benchmarks/plain_autograd.py: one loss function, `grad`
 over a list of (W, b) pairs, Adam over the flattened vector), timed in the same
 turns, so that the table shows what minigen's design buys over it.
-With more than one thread the step rows, too, time each library in processes of
-its own (three in turns, a third of the steps each): in one process, each library's
-idle thread pool spins while the other works, and slows it (benchmarks/README.md).
 The full-run rows (one MNIST epoch of the MLP VAE, 300 steps of the DCGAN demo's
 nets) run each library in its own subprocess, so that the peak resident memory (RSS)
-of each is its own. --quick uses fewer repetitions and skips the full runs; it
-finishes in about two minutes at one thread.
+of each is its own. --quick uses fewer repetitions and skips the full runs.
 """
 import argparse
 import json
@@ -58,6 +58,7 @@ from twins import (  # noqa: E402
 )
 
 from minigen import losses  # noqa: E402
+from minigen.allocator import keep_freed_memory  # noqa: E402
 from minigen.autodiff import value_and_grad  # noqa: E402
 from minigen.models.dcgan import dcgan  # noqa: E402
 from minigen.models.gan import RECIPES, mlp_gan  # noqa: E402
@@ -247,7 +248,7 @@ WORKLOADS = {
 
 # --- Each library in processes of its own: step times, and a full run's time and memory ------------
 
-ROUNDS = 3  # with threads > 1: processes per library and workload, run in turns
+ROUNDS = 3  # processes per library and workload, run in turns
 DCGAN_STEPS = 300  # the DCGAN full-run row: this many steps of the demo's nets, batch 64
 
 
@@ -263,6 +264,8 @@ def child_output(args, *flags):
 def step_child(index, lib, reps):
     """Time `lib`'s step (minigen, torch or plain) of the index-th workload, alone; print the times (s)."""
     name = list(WORKLOADS)[index]
+    if lib == "minigen":
+        keep_freed_memory()  # as minigen.train.train_epochs does before its first step
     if lib == "plain":
         step, _ = PLAIN_AUTOGRAD[name](np.random.default_rng(0))
     else:
@@ -330,6 +333,8 @@ def full_run_child(lib, model, data_dir):
     from minigen.data import batches, load_mnist
     x, _ = load_mnist("train", data_dir)
     rng = np.random.default_rng(0)
+    if lib == "minigen":
+        keep_freed_memory()  # as minigen.train.train_epochs does before its first step
     step, batch_size, steps = FULL_RUNS[model][1](lib, rng)
     before = rss_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
@@ -379,21 +384,17 @@ def main():
     for index, (name, build) in enumerate(WORKLOADS.items()):
         if args.only and not any(o.lower() in name.lower() for o in args.only):
             continue
-        ours, theirs, parity, flops = build(np.random.default_rng(0))
+        _, _, parity, flops = build(np.random.default_rng(0))
         plain, plain_parity = PLAIN_AUTOGRAD[name](np.random.default_rng(0)) if name in PLAIN_AUTOGRAD else (None, None)
-        if args.threads > 1:
-            libs = ["minigen", "torch"] + (["plain"] if plain else [])
-            t_ours, t_theirs, *t_plain = separate_medians(index, libs, args, reps)
-        else:
-            t_ours, t_theirs, *t_plain = interleaved_medians([ours, theirs] + ([plain] if plain else []), reps)
+        libs = ["minigen", "torch"] + (["plain"] if plain else [])
+        t_ours, t_theirs, *t_plain = separate_medians(index, libs, args, reps)
         rows.append({"workload": name, "minigen_ms": 1000 * t_ours, "torch_ms": 1000 * t_theirs,
                      "ratio": t_ours / t_theirs, "parity": parity,
                      "gflops": None if flops is None else flops / t_ours / 1e9,
                      "plain_autograd_ms": 1000 * t_plain[0] if plain else None, "plain_autograd_parity": plain_parity})
     peak = gemm_gflops(reps)
-    how = ("interleaved steps" if args.threads == 1 else
-           f"steps, each library in {ROUNDS} processes of its own, in turns")
-    print(f"minigen vs torch, median of {reps} {how}, after 3 warm-up\n{header}\n"
+    print(f"minigen vs torch, median of {reps} steps after 3 warm-up, each library in {ROUNDS} processes "
+          f"of its own, in turns\n{header}\n"
           f"numpy float32 GEMM (1024^3): {peak:.0f} GFLOP/s\n")
     print("| workload | minigen ms | torch ms | ratio | parity (max rel. error) | plain autograd ms (ratio to torch) |"
           "\n|---|---|---|---|---|---|")

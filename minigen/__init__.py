@@ -5,6 +5,7 @@ after it, not even inside a function (tests/test_layering.py reads this list and
 checks every import of every module against it). A helper that two modules need
 lives in the lower one's layer or below.
 
+    allocator           glibc's malloc told to keep freed memory for the next training step
     tree                parameter trees: their arrays in one fixed order
     flat                one contiguous buffer behind an optimiser's parameter tree
     autograd_patches    float32 gradients from autograd's mean, var, std, max, min (process-wide)
