@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--epoch-child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
     p.add_argument("--step-child", nargs=2, metavar=("INDEX", "LIB"), help=argparse.SUPPRESS)
     p.add_argument("--reps", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--malloc-defaults", action="store_true",
+                   help="with --epoch-child minigen MODEL: leave glibc's malloc at its defaults (minigen.allocator)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
     return p.parse_args(argv)
 
@@ -324,16 +326,17 @@ FULL_RUNS = {"vae": ("One MNIST epoch of the MLP VAE (469 steps of batch 128)", 
              "dcgan": (f"{DCGAN_STEPS} DCGAN steps, D then G (the demo's width 32, batch 64)", dcgan_run)}
 
 
-def full_run_child(lib, model, data_dir):
+def full_run_child(lib, model, data_dir, malloc_defaults=False):
     """Train FULL_RUNS[model] with `lib`; print its seconds and memory (MB) as JSON.
 
     The peak is reset just before the run (writing 5 to /proc/self/clear_refs), so
     it is the run's own high-water mark, not that of loading the data.
+    malloc_defaults: leave out minigen.allocator's setting, to measure what it saves.
     """
     from minigen.data import batches, load_mnist
     x, _ = load_mnist("train", data_dir)
     rng = np.random.default_rng(0)
-    if lib == "minigen":
+    if lib == "minigen" and not malloc_defaults:
         keep_freed_memory()  # as minigen.train.train_epochs does before its first step
     step, batch_size, steps = FULL_RUNS[model][1](lib, rng)
     before = rss_mb("VmRSS")
@@ -375,7 +378,7 @@ def gemm_gflops(reps):
 def main():
     args = parse_args()
     if args.epoch_child:
-        return full_run_child(*args.epoch_child, args.data_dir)
+        return full_run_child(*args.epoch_child, args.data_dir, args.malloc_defaults)
     if args.step_child:
         return step_child(int(args.step_child[0]), args.step_child[1], args.reps)
     header = machine_header(args.threads)
