@@ -35,11 +35,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--json", default=None, help="also write the table as JSON here")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these workloads")
-    p.add_argument("--epoch-child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
+    p.add_argument("--full-run-child", nargs=2, metavar=("LIB", "MODEL"), help=argparse.SUPPRESS)
     p.add_argument("--step-child", nargs=2, metavar=("INDEX", "LIB"), help=argparse.SUPPRESS)
     p.add_argument("--reps", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--malloc-defaults", action="store_true",
-                   help="with --epoch-child minigen MODEL: leave glibc's malloc at its defaults (minigen.allocator)")
+                   help="with --full-run-child minigen MODEL: leave glibc's malloc at its defaults (minigen.allocator)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
     return p.parse_args(argv)
 
@@ -356,7 +356,7 @@ def print_full_runs(args):
     """Run every FULL_RUNS entry in a fresh process per library; print and return the figures."""
     out = {}
     for model, (title, _) in FULL_RUNS.items():
-        out[model] = {lib: child_output(args, "--epoch-child", lib, model) for lib in ("minigen", "torch")}
+        out[model] = {lib: child_output(args, "--full-run-child", lib, model) for lib in ("minigen", "torch")}
         m, t = out[model]["minigen"], out[model]["torch"]
         print(f"\n{title}, each library in its own process (both import torch and hold MNIST;\n"
               "the growth is what the run itself adds):\n"
@@ -377,8 +377,8 @@ def gemm_gflops(reps):
 
 def main():
     args = parse_args()
-    if args.epoch_child:
-        return full_run_child(*args.epoch_child, args.data_dir, args.malloc_defaults)
+    if args.full_run_child:
+        return full_run_child(*args.full_run_child, args.data_dir, args.malloc_defaults)
     if args.step_child:
         return step_child(int(args.step_child[0]), args.step_child[1], args.reps)
     header = machine_header(args.threads)
