@@ -21,7 +21,8 @@ Adam(1e-3, β1 = 0.5) for every model (WGAN-GP: β = (0.5, 0.9)), so that a run 
 --arch paper: each model as its paper's released code trains it (minigen.models.toy): PacGAN's
 nets (G 4 x 400 with batch norm, D 3 maxout layers of 200 x 5) updated simultaneously with
 Adam(1e-4, β1 = 0.8); WGAN-GP's 3 x 512 ReLU nets, Adam(1e-4, (0.5, 0.9)), batches of 256.
-The papers train them 400,000 and 100,000 steps, hours per run on one CPU core.
+The papers train them 400,000 and 100,000 steps, hours per run on one CPU core; the README's
+paper-net table takes ten times their learning rate for 20,000 steps (WGAN-GP: 3,000), --lr 1e-3.
 Then an optional learning-rate sweep of the plain GAN (--sweep-lrs).
 Writes to OUT: scatter_<data>.png (rows: models, columns: training steps), curves_<data>_<model>.png
 (D's outputs, losses and gradient norms per step), lr_sweep.png, metrics.json; prints a table.
@@ -63,6 +64,8 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, default=2000, help="generator steps per run")
     p.add_argument("--snapshots", type=int, default=5, help="scatter-plot columns (evenly spaced in training)")
     p.add_argument("--seeds", type=int, default=1, help="runs per model (the table: mean and min-max)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="the runs' seeds are FIRST_SEED, FIRST_SEED + 1, ...: split the seeds over processes")
     p.add_argument("--batch-size", type=int, default=None,
                    help="D inputs per minibatch (default: 100; wgan-gp with --arch paper: 256)")
     p.add_argument("--lr", type=float, default=None,
@@ -210,7 +213,8 @@ def scatter_grid(results, data_name, args, path):
             ax.set_title(f"step {(c + 1) * per_snapshot}: {score(cov)}", fontsize=6)
             if c == 0:
                 ax.set_ylabel(model, fontsize=9)
-    fig.suptitle(f"2D-{data_name}: last G's samples over training, modes strict/one-sample (seed 0)", fontsize=9)
+    fig.suptitle(f"2D-{data_name}: last G's samples over training, modes strict/one-sample (seed {args.first_seed})",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -266,13 +270,13 @@ def main(argv=None):
     for data_name in args.data:
         shown = {}
         for model in args.models:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 t0 = time.perf_counter()
                 coverages, samples, trace = train_run(data_name, model, args, seed, args.steps, args.snapshots)
                 report["runs"].append(record(data_name, model, seed, coverages, time.perf_counter() - t0))
                 print(f"{data_name:4s} {model:8s} seed {seed}: last G {score(coverages['last'][-1])}; average "
                       f"{score(coverages['average'][-1])} ({time.perf_counter() - t0:.0f} s)", flush=True)
-                if seed == 0:
+                if seed == args.first_seed:
                     shown[model] = {"coverage": coverages["last"], "samples": samples}
                     viz.save_training_panels(trace, out / f"curves_{data_name}_{model}.png",
                                              f"{model} on 2D-{data_name}")
