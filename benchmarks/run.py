@@ -281,9 +281,10 @@ def separate_medians(index, libs, args, reps):
     """Median seconds of each lib's step of the index-th workload, timed by step_child in ROUNDS
     processes per lib, in turns (minigen, torch, minigen, torch, ...), reps steps in all."""
     times = {lib: [] for lib in libs}
-    for _ in range(ROUNDS):
+    for r in range(ROUNDS):
+        share = reps // ROUNDS + (r < reps % ROUNDS)  # 50 steps in 3 processes: 17, 17, 16
         for lib in libs:
-            times[lib] += child_output(args, "--step-child", str(index), lib, "--reps", str(-(-reps // ROUNDS)))
+            times[lib] += child_output(args, "--step-child", str(index), lib, "--reps", str(share))
     return [float(np.median(times[lib])) for lib in libs]
 
 
