@@ -6,7 +6,7 @@ memory back to the kernel as soon as it is freed: a block above M_MMAP_THRESHOLD
 mmap(), unmapped when freed, and the top of the heap is cut back (trimmed) whenever more
 than M_TRIM_THRESHOLD bytes there are free. The next step's arrays then land on fresh
 pages, and the first write to each 4 KiB page is a page fault that the kernel serves by
-zeroing the page. For the DCGAN demo's nets that was about 9,600 faults per step, and
+zeroing the page. For the DCGAN demo's nets that was about 9,000 faults per step, and
 the setting below made 300 steps about a fifth faster (benchmarks/README.md, "Page faults").
 
 keep_freed_memory() raises both thresholds with glibc's mallopt(3): blocks up to 32 MB
