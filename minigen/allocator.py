@@ -18,12 +18,14 @@ process is affected too. Without glibc (macOS, musl) it changes nothing.
 """
 import ctypes
 import ctypes.util
+import functools
 
 M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 2 ** 20  # the largest M_MMAP_THRESHOLD glibc accepts on 64-bit machines
 
 
+@functools.cache  # find_library runs ldconfig, ~20 ms; train_epochs asks on every call
 def glibc():
     """The C library as a ctypes handle if it is glibc (it has mallopt), else None."""
     name = ctypes.util.find_library("c")
