@@ -151,17 +151,23 @@ class TorchGAN(torch.nn.Module):
 
 
 class TorchAveragedGenerator:
-    """minigen.averaging.AveragedGenerator in torch: an exponential moving average of G's weights
-    (torch.optim.swa_utils.AveragedModel with an EMA), batch-norm statistics measured again for the
-    averaged weights by update_bn over the same fresh z as minigen's (Izmailov et al. 2018, §3.2).
+    """minigen.averaging.AveragedGenerator in torch: a moving average of G's weights with the same
+    ramp β_n (torch.optim.swa_utils.AveragedModel with that average as its avg_fn), batch-norm
+    statistics measured again for the averaged weights by update_bn over the same fresh z as
+    minigen's (Izmailov et al. 2018, §3.2).
 
     generator: the live torch G, trained elsewhere; update() after each of its steps.
     """
 
     def __init__(self, generator, decay, latent, stat_batches=4, stat_batch_size=256):
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        from torch.optim.swa_utils import AveragedModel
+
+        def ramped_ema(average, param, num_averaged):  # num_averaged counts the first copy: n + 1
+            beta = min(decay, int(num_averaged) / (9 + int(num_averaged)))  # min(β, (1 + n) / (10 + n))
+            return beta * average + (1 - beta) * param
+
         self.live = generator
-        self.average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.average = AveragedModel(generator, avg_fn=ramped_ema)
         # AveragedModel's first update copies the weights instead of averaging: taken now, before any
         # step, the average starts at G's initial weights, as minigen's does
         self.average.update_parameters(generator)
@@ -171,7 +177,7 @@ class TorchAveragedGenerator:
         self.measured = False
 
     def update(self):
-        """θ_avg ← β θ_avg + (1 − β) θ for the live G's current weights θ."""
+        """θ_avg ← β_n θ_avg + (1 − β_n) θ for the live G's current weights θ."""
         self.average.update_parameters(self.live)
         self.measured = False
 

@@ -2,12 +2,17 @@
 Training", ICLR 2019): sample a GAN from an exponential moving average of its generator's
 weights rather than from the last iterate,
 
-    θ_avg ← β · θ_avg + (1 − β) · θ      after every generator step, θ_avg starting at θ's initial values.
+    θ_avg ← β_n · θ_avg + (1 − β_n) · θ      after the n-th generator step (n = 0, 1, ...),
+    β_n = min(β, (1 + n) / (10 + n)),       θ_avg starting at θ's initial values.
 
 Alternating training circles around the equilibrium instead of settling on it; the average
 of the recent weights sits nearer the centre of the circle (their §3: the averaged iterates
 of a bilinear game converge where the iterates themselves cycle). β = 0.999 is their (and
 Karras et al. 2018's) usual choice: an average over roughly the last 1/(1 − β) = 1,000 steps.
+The ramp β_n is TensorFlow's ExponentialMovingAverage with `num_updates`: without it a short
+run samples weights that are still partly the initial ones (β^n of them: 37 % after 1,000 steps
+at β = 0.999). With it, the average covers about the last n/9 steps until that reaches 1/(1 − β),
+after about 9,000 steps at β = 0.999; from there on it is the plain average.
 
 Batch norm needs one more thing. A generator with batch norm samples (eval mode) with the
 running statistics collected during training, but those are the statistics of the *live*
@@ -37,6 +42,37 @@ def after_each(step, then):
     return step_and_average
 
 
+def ramped_decay(decay, updates):
+    """β_n = min(β, (1 + n) / (10 + n)) for the average's update after n = `updates` earlier ones
+    (module docstring): 0.1 for the first, β from n = (10β − 1) / (1 − β) on."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+class MovingAverage:
+    """θ_avg, a moving average of a live parameter tree (module docstring), updated in place.
+
+    live: the tree the optimiser updates in place; decay: β in [0, 1). `params` is the average,
+    `state` = {"updates": n} the count that sets the ramp: a model puts it among its checkpointed
+    buffers (Trainable.state), so a resumed run goes on with the same β_n.
+    """
+
+    def __init__(self, live, decay):
+        check_decay(decay)
+        self.live, self.decay = live, float(decay)
+        self.params = copy_tree(live)
+        self.state = {"updates": np.array(0, np.int64)}
+
+    def update(self):
+        """θ_avg ← β_n θ_avg + (1 − β_n) θ, in place, for the live weights θ; then n ← n + 1."""
+        n = int(self.state["updates"])
+        update_average(self.params, self.live, ramped_decay(self.decay, n))
+        self.state["updates"] = np.array(n + 1, np.int64)
+
+    def after_each(self, step):
+        """The training step, followed by update(): the average follows each update of the live tree."""
+        return after_each(step, self.update)
+
+
 def copy_tree(tree):
     """A copy of a parameter tree: the same nesting, new arrays."""
     return rebuild(tree, (np.array(leaf) for leaf in leaves(tree)))
@@ -53,29 +89,22 @@ def counting_statistics(live_state):
     return fresh or None
 
 
-class AveragedGenerator:
-    """An exponential moving average of a GAN generator's weights, and a sampler that uses it.
+class AveragedGenerator(MovingAverage):
+    """A moving average of a GAN generator's weights, and a sampler that uses it.
 
     gan: a minigen.models.gan.GAN (or subclass); g_params: its live generator's parameter tree,
     which the optimiser updates in place; decay: β in [0, 1). `params` is the average (a tree
-    shaped like g_params), updated by `update()` after each generator step.
+    shaped like g_params), updated by `update()` after each generator step; its count is kept
+    in gan.state["average"], with the batch-norm statistics that checkpoints keep.
     stat_batches, stat_batch_size: the train-mode passes that measure batch norm's statistics.
     """
 
     def __init__(self, gan, g_params, decay, stat_batches=4, stat_batch_size=256):
-        check_decay(decay)
-        self.gan, self.live, self.decay = gan, g_params, float(decay)
-        self.params = copy_tree(g_params)
+        super().__init__(g_params, decay)
+        self.gan = gan
+        gan.state["average"] = self.state
         self.stat_batches, self.stat_batch_size = stat_batches, stat_batch_size
         self._statistics, self._measured_for = None, None
-
-    def update(self):
-        """θ_avg ← β θ_avg + (1 − β) θ, in place, for the generator's current weights θ."""
-        update_average(self.params, self.live, self.decay)
-
-    def after_each(self, step):
-        """The training step, followed by update(): G's step is the last part of a GAN's step."""
-        return after_each(step, self.update)
 
     def batch_norm_statistics(self):
         """Running statistics that belong to the averaged weights (module docstring): the means of

@@ -30,16 +30,18 @@ def batch_for(t, digits, i, size=8):
 
 @pytest.mark.parametrize("model, options", [(model, TINY[model]) for model in sorted(TINY)] + [("cgan", CONV_CGAN)])
 def test_the_average_is_the_running_average_of_the_recorded_weights(model, options, digits):
-    """Record G's weights after every step and fold them by hand, a ← β a + (1 − β) θ from a = θ_0."""
-    decay, steps, live = 0.8, 4, LIVE.get(model, "generator")
+    """Record G's weights after every step and fold them by hand, a ← β_n a + (1 − β_n) θ from a = θ_0,
+    with the ramp β_n = min(β, (1 + n) / (10 + n)): 0.1, 2/11, then β = 0.2 from the third step on."""
+    decay, steps, live = 0.2, 4, LIVE.get(model, "generator")
+    betas = [0.1, 2 / 11, 0.2, 0.2]
     t = models.build(model, {**options, "ema": str(decay)}, np.random.default_rng(0))
     recorded = [[np.array(p, np.float64) for p in leaves(t.params[live])]]
     for i in range(steps):
         t.step(batch_for(t, digits, i))
         recorded.append([np.array(p, np.float64) for p in leaves(t.params[live])])
     by_hand = recorded[0]
-    for weights in recorded[1:]:
-        by_hand = [decay * a + (1 - decay) * w for a, w in zip(by_hand, weights)]
+    for beta, weights in zip(betas, recorded[1:], strict=True):
+        by_hand = [beta * a + (1 - beta) * w for a, w in zip(by_hand, weights)]
     average = leaves(t.params[live + "_average"])
     assert len(average) == len(by_hand)
     for got, want in zip(average, by_hand):

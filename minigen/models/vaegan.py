@@ -46,7 +46,7 @@ from minigen import averaging, losses, nn, ops
 from minigen.autodiff import value_and_grad
 from minigen.models.trainable import Trainable, apply_gradients, check_finite, configure
 from minigen.models.vae import VAE, VAEConfig
-from minigen.optim import RMSprop, update_average
+from minigen.optim import RMSprop
 from minigen.tree import leaves
 
 
@@ -234,13 +234,13 @@ def trainable(cfg=VAEGANConfig(), rng=None, lr=3e-4):
     params = model.init(rng)
     # RMSprop, as in the authors' code, for all three networks.
     opts = {name: RMSprop(params[name], lr=lr) for name in ("encoder", "decoder", "discriminator")}
-    step, sampled = make_vaegan_step(model, params, opts, rng), params
+    step, sampled, state = make_vaegan_step(model, params, opts, rng), params, {}
     if cfg.ema:  # the decoder is the generator: average it as a GAN's (no batch norm here to measure again)
-        averaging.check_decay(cfg.ema)
-        params["decoder_average"] = averaging.copy_tree(params["decoder"])
-        step = averaging.after_each(step, lambda: update_average(params["decoder_average"], params["decoder"], cfg.ema))
+        average = averaging.MovingAverage(params["decoder"], cfg.ema)
+        params["decoder_average"], state["average"] = average.params, average.state
+        step = average.after_each(step)
         sampled = {"decoder": params["decoder_average"]}  # reconstructions keep the live decoder
-    return Trainable(params=params, optimizers=opts, step=step,
+    return Trainable(params=params, optimizers=opts, step=step, state=state,
                      sample=lambda sample_rng, n: model.sample(sampled, sample_rng, n),
                      remedies="lower --lr; a smaller gamma if Dis wins at once, a larger one if samples are noise",
                      test_metrics=lambda x_test, _: reconstruction_error(model, params, x_test))
