@@ -152,7 +152,7 @@ class TorchGAN(torch.nn.Module):
 
 class TorchAveragedGenerator:
     """minigen.averaging.AveragedGenerator in torch: a moving average of G's weights with the same
-    ramp β_n (torch.optim.swa_utils.AveragedModel with that average as its avg_fn), batch-norm
+    ramp β_t (torch.optim.swa_utils.AveragedModel with that average as its avg_fn), batch-norm
     statistics measured again for the averaged weights by update_bn over the same fresh z as
     minigen's (Izmailov et al. 2018, §3.2).
 
@@ -162,8 +162,8 @@ class TorchAveragedGenerator:
     def __init__(self, generator, decay, latent, stat_batches=4, stat_batch_size=256):
         from torch.optim.swa_utils import AveragedModel
 
-        def ramped_ema(average, param, num_averaged):  # num_averaged counts the first copy: n + 1
-            beta = min(decay, int(num_averaged) / (9 + int(num_averaged)))  # min(β, (1 + n) / (10 + n))
+        def ramped_ema(average, param, num_averaged):  # at the t-th update num_averaged is t (the copy was 0)
+            beta = min(decay, (1 + int(num_averaged)) / (10 + int(num_averaged)))  # β_t
             return beta * average + (1 - beta) * param
 
         self.live = generator
@@ -177,7 +177,7 @@ class TorchAveragedGenerator:
         self.measured = False
 
     def update(self):
-        """θ_avg ← β_n θ_avg + (1 − β_n) θ for the live G's current weights θ."""
+        """θ_avg ← β_t θ_avg + (1 − β_t) θ for the live G's current weights θ."""
         self.average.update_parameters(self.live)
         self.measured = False
 

@@ -28,7 +28,6 @@ Writes to OUT: scatter_<data>.png (rows: models, columns: training steps), curve
 (D's outputs, losses and gradient norms per step), lr_sweep.png, metrics.json; prints a table.
 """
 import argparse
-import copy
 import dataclasses
 import json
 import time
@@ -37,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from minigen import data, viz
+from minigen.averaging import MovingAverage
 from minigen.metrics import mode_coverage
 from minigen.models.gan import RECIPES, toy_gan
 from minigen.models.toy import make_simultaneous_step, pacgan_nets, wgan_gp_nets
-from minigen.optim import update_average
 from minigen.train import train_epochs
 
 DATASETS = {  # PacGAN's mixtures (its config.py files)
@@ -172,19 +171,12 @@ def scheduled(step, optimizers, steps, share):
 def averaged(step, params, decay):
     """(step that also updates the average, params whose generator is the average of G's weights).
 
-    The returned params are sampled from; the training step keeps updating the raw G. Early on
-    the decay is min(decay, (1 + t) / (10 + t)) (TensorFlow's ExponentialMovingAverage with
-    num_updates), so that the random initial weights do not linger in a short run.
+    The returned params are sampled from; the training step keeps updating the raw G. The
+    average is minigen.averaging's, whose decay ramps up early on, so that the random initial
+    weights do not linger in a short run.
     """
-    average = copy.deepcopy(params["generator"])
-    taken = [0]
-
-    def step_and_average(batch):
-        metrics = step(batch)
-        taken[0] += 1
-        update_average(average, params["generator"], min(decay, (1 + taken[0]) / (10 + taken[0])))
-        return metrics
-    return step_and_average, {**params, "generator": average}
+    average = MovingAverage(params["generator"], decay)
+    return average.after_each(step), {**params, "generator": average.params}
 
 
 def score(cov):

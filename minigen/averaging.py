@@ -2,16 +2,16 @@
 Training", ICLR 2019): sample a GAN from an exponential moving average of its generator's
 weights rather than from the last iterate,
 
-    θ_avg ← β_n · θ_avg + (1 − β_n) · θ      after the n-th generator step (n = 0, 1, ...),
-    β_n = min(β, (1 + n) / (10 + n)),       θ_avg starting at θ's initial values.
+    θ_avg ← β_t · θ_avg + (1 − β_t) · θ      after the t-th generator step (t = 1, 2, ...),
+    β_t = min(β, (1 + t) / (10 + t)),       θ_avg starting at θ's initial values.
 
 Alternating training circles around the equilibrium instead of settling on it; the average
 of the recent weights sits nearer the centre of the circle (their §3: the averaged iterates
 of a bilinear game converge where the iterates themselves cycle). β = 0.999 is their (and
 Karras et al. 2018's) usual choice: an average over roughly the last 1/(1 − β) = 1,000 steps.
-The ramp β_n is TensorFlow's ExponentialMovingAverage with `num_updates`: without it a short
-run samples weights that are still partly the initial ones (β^n of them: 37 % after 1,000 steps
-at β = 0.999). With it, the average covers about the last n/9 steps until that reaches 1/(1 − β),
+The ramp β_t is TensorFlow's ExponentialMovingAverage with `num_updates`: without it a short
+run samples weights that are still partly the initial ones (β^t of them: 37 % after 1,000 steps
+at β = 0.999). With it, the average covers about the last t/9 steps until that reaches 1/(1 − β),
 after about 9,000 steps at β = 0.999; from there on it is the plain average.
 
 Batch norm needs one more thing. A generator with batch norm samples (eval mode) with the
@@ -42,17 +42,17 @@ def after_each(step, then):
     return step_and_average
 
 
-def ramped_decay(decay, updates):
-    """β_n = min(β, (1 + n) / (10 + n)) for the average's update after n = `updates` earlier ones
-    (module docstring): 0.1 for the first, β from n = (10β − 1) / (1 − β) on."""
-    return min(decay, (1 + updates) / (10 + updates))
+def ramped_decay(decay, t):
+    """β_t = min(β, (1 + t) / (10 + t)) for the average's t-th update, t = 1, 2, ... (module
+    docstring): 2/11 for the first, β from t = (10β − 1) / (1 − β) on."""
+    return min(decay, (1 + t) / (10 + t))
 
 
 class MovingAverage:
     """θ_avg, a moving average of a live parameter tree (module docstring), updated in place.
 
     live: the tree the optimiser updates in place; decay: β in [0, 1). `params` is the average,
-    `state` = {"updates": n} the count that sets the ramp: a model puts it among its checkpointed
+    `state` = {"updates": t} the count that sets the ramp: a model puts it among its checkpointed
     buffers (Trainable.state), so a resumed run goes on with the same β_n.
     """
 
@@ -63,10 +63,10 @@ class MovingAverage:
         self.state = {"updates": np.array(0, np.int64)}
 
     def update(self):
-        """θ_avg ← β_n θ_avg + (1 − β_n) θ, in place, for the live weights θ; then n ← n + 1."""
-        n = int(self.state["updates"])
-        update_average(self.params, self.live, ramped_decay(self.decay, n))
-        self.state["updates"] = np.array(n + 1, np.int64)
+        """t ← t + 1, then θ_avg ← β_t θ_avg + (1 − β_t) θ, in place, for the live weights θ."""
+        t = int(self.state["updates"]) + 1
+        self.state["updates"] = np.array(t, np.int64)
+        update_average(self.params, self.live, ramped_decay(self.decay, t))
 
     def after_each(self, step):
         """The training step, followed by update(): the average follows each update of the live tree."""

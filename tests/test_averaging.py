@@ -30,10 +30,10 @@ def batch_for(t, digits, i, size=8):
 
 @pytest.mark.parametrize("model, options", [(model, TINY[model]) for model in sorted(TINY)] + [("cgan", CONV_CGAN)])
 def test_the_average_is_the_running_average_of_the_recorded_weights(model, options, digits):
-    """Record G's weights after every step and fold them by hand, a ← β_n a + (1 − β_n) θ from a = θ_0,
-    with the ramp β_n = min(β, (1 + n) / (10 + n)): 0.1, 2/11, then β = 0.2 from the third step on."""
-    decay, steps, live = 0.2, 4, LIVE.get(model, "generator")
-    betas = [0.1, 2 / 11, 0.2, 0.2]
+    """Record G's weights after every step and fold them by hand, a ← β_t a + (1 − β_t) θ from a = θ_0,
+    with the ramp β_t = min(β, (1 + t) / (10 + t)): 2/11, 3/12, then β = 0.3 from the third step on."""
+    decay, steps, live = 0.3, 4, LIVE.get(model, "generator")
+    betas = [2 / 11, 3 / 12, 0.3, 0.3]
     t = models.build(model, {**options, "ema": str(decay)}, np.random.default_rng(0))
     recorded = [[np.array(p, np.float64) for p in leaves(t.params[live])]]
     for i in range(steps):
