@@ -292,6 +292,24 @@ def discriminator_loss(real_logits, fake_logits):
     # END SOLUTION
 
 
+def discriminator_loss_smoothed(real_logits, fake_logits, real_label=0.9):
+    """discriminator_loss with one-sided label smoothing (Salimans et al. 2016, §3.4): real
+    examples get the target real_label < 1, fakes keep 0,
+
+        L_D = E[real_label · softplus(-real_logits) + (1 - real_label) · softplus(real_logits)]
+            + E[softplus(fake_logits)].
+
+    The best D becomes real_label · p/(p + q), never certain of a real digit, so its logits
+    stay finite and G's gradient does not vanish when D wins. Only the reals are smoothed: a
+    positive target for fakes would reward G for samples where the data has none (their §3.4).
+    """
+    _check_scores("discriminator_loss_smoothed", real_logits=real_logits, fake_logits=fake_logits)
+    if not 0 < real_label <= 1:
+        raise ValueError(f"discriminator_loss_smoothed: real_label must be in (0, 1], got {real_label}")
+    real = real_label * ops.softplus(-real_logits) + (1 - real_label) * ops.softplus(real_logits)
+    return np.mean(real) + np.mean(ops.softplus(fake_logits))
+
+
 def generator_loss_minimax(fake_logits):
     """The generator's side of the minimax game, E_z[log(1 - D(G(z)))] = -E[softplus(l)].
 

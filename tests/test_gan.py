@@ -26,6 +26,9 @@ def logits_pair(seed=0, n=7, m=5):
     return 3 * rng.standard_normal(n), 3 * rng.standard_normal(m)
 
 
+TWO_SIDED = ("discriminator_loss", "discriminator_loss_smoothed", "wgan_critic_loss", "hinge_discriminator_loss")
+
+
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
@@ -37,6 +40,8 @@ def test_losses_match_their_formulas():
     d_real, d_fake = sigmoid(real), sigmoid(fake)
     expected = {
         "discriminator_loss": -np.mean(np.log(d_real)) - np.mean(np.log(1 - d_fake)),
+        "discriminator_loss_smoothed": -np.mean(0.9 * np.log(d_real) + 0.1 * np.log(1 - d_real))
+                                       - np.mean(np.log(1 - d_fake)),
         "generator_loss_minimax": np.mean(np.log(1 - d_fake)),
         "generator_loss_nonsaturating": -np.mean(np.log(d_fake)),
         "wgan_critic_loss": np.mean(fake) - np.mean(real),
@@ -46,8 +51,7 @@ def test_losses_match_their_formulas():
     }
     for name, value in expected.items():
         fn = getattr(losses, name)
-        got = fn(real, fake) if name in ("discriminator_loss", "wgan_critic_loss", "hinge_discriminator_loss") \
-            else fn(fake)
+        got = fn(real, fake) if name in TWO_SIDED else fn(fake)
         assert got == pytest.approx(value, rel=1e-12, abs=1e-12), name
 
 
@@ -58,6 +62,7 @@ def torch_losses(real, fake):
     bce = F.binary_cross_entropy_with_logits
     return {
         "discriminator_loss": bce(r, torch.ones_like(r)) + bce(f, torch.zeros_like(f)),
+        "discriminator_loss_smoothed": bce(r, torch.full_like(r, 0.9)) + bce(f, torch.zeros_like(f)),
         "generator_loss_minimax": -bce(f, torch.zeros_like(f)),  # E[log(1 - σ(l))]
         "generator_loss_nonsaturating": bce(f, torch.ones_like(f)),
         "wgan_critic_loss": f.mean() - r.mean(),
@@ -69,8 +74,7 @@ def torch_losses(real, fake):
 
 def call(name, real, fake):
     fn = getattr(losses, name)
-    return fn(real, fake) if name in ("discriminator_loss", "wgan_critic_loss", "hinge_discriminator_loss") \
-        else fn(fake)
+    return fn(real, fake) if name in TWO_SIDED else fn(fake)
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e4])
@@ -87,15 +91,39 @@ def test_losses_match_torch_and_stay_finite_for_huge_logits(scale):
         assert np.all(np.isfinite(g)) and g.dtype == np.float32, name
 
 
-@pytest.mark.parametrize("name", ["discriminator_loss", "generator_loss_minimax", "generator_loss_nonsaturating",
-                                  "wgan_critic_loss", "wgan_generator_loss", "hinge_discriminator_loss",
-                                  "hinge_generator_loss"])
+@pytest.mark.parametrize("name", ["discriminator_loss", "discriminator_loss_smoothed", "generator_loss_minimax",
+                                  "generator_loss_nonsaturating", "wgan_critic_loss", "wgan_generator_loss",
+                                  "hinge_discriminator_loss", "hinge_generator_loss"])
 def test_loss_gradients_match_finite_differences(name):
     real, fake = logits_pair(2)
     fake = fake + 0.3  # keep hinge's kinks at ±1 away from every entry
     assert check_grad(lambda f: call(name, real, f), fake) < 1e-7
-    if name in ("discriminator_loss", "wgan_critic_loss", "hinge_discriminator_loss"):
+    if name in TWO_SIDED:
         assert check_grad(lambda r: call(name, r, fake), real) < 1e-7
+
+
+def test_smoothed_d_is_best_when_it_gives_real_digits_the_smoothed_label():
+    """With real_label s, the real term's slope in a logit, (σ(l) - s)/N, is zero at D(x) = s: D is
+    not pushed to certainty. Fakes keep their target 0, and s = 1 is the plain loss."""
+    real, fake = np.full(3, np.log(0.8 / 0.2)), np.zeros(2)  # D(x) = 0.8 on every real
+    slope = grad(lambda r: losses.discriminator_loss_smoothed(r, fake, real_label=0.8))(real)
+    np.testing.assert_allclose(slope, 0, atol=1e-12)
+    assert np.all(grad(losses.discriminator_loss)(real, fake) < 0)  # the plain loss still pushes up
+    r, f = logits_pair(3)
+    assert losses.discriminator_loss_smoothed(r, f, real_label=1.0) == pytest.approx(losses.discriminator_loss(r, f))
+    with pytest.raises(ValueError, match=r"real_label must be in \(0, 1\]"):
+        losses.discriminator_loss_smoothed(r, f, real_label=1.5)
+
+
+def test_label_smoothing_is_an_option_of_the_cross_entropy_gans_only():
+    from minigen import models
+    t = models.build("gan", {"hidden": "8", "smooth": "0.1"}, np.random.default_rng(0))
+    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
+    assert np.isfinite(t.step((x,))["d_loss"])
+    with pytest.raises(ValueError, match="smooth applies to the cross-entropy GAN losses"):
+        models.build("wgan-gp", {"hidden": "8", "smooth": "0.1"}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"smooth must be in \[0, 1\)"):
+        models.build("gan", {"hidden": "8", "smooth": "1"}, np.random.default_rng(0))
 
 
 def test_scores_of_the_wrong_shape_are_refused():

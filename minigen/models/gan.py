@@ -14,6 +14,8 @@ settings of each paper):
 Packing (PacGAN, Lin et al. 2018) lets D judge m samples at once, all real or all fake,
 so a generator that repeats itself is easy to spot: `GAN(..., pack=m)`.
 """
+import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -305,6 +307,21 @@ class GANConfig:
     layers: int = 1  # hidden layers per network, each of G's twice as wide as the one before
     g_norm: bool = False  # batch norm in G
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
+    smooth: float = 0.0  # one-sided label smoothing: D's target for real digits is 1 - smooth; 0: off
+
+
+def with_label_smoothing(recipe, smooth):
+    """The recipe with D's loss losses.discriminator_loss_smoothed(real_label = 1 - smooth); smooth
+    0 leaves it as it is. Only the cross-entropy GANs have labels to smooth."""
+    if not smooth:
+        return recipe
+    if recipe.d_loss is not losses.discriminator_loss:
+        raise ValueError("smooth applies to the cross-entropy GAN losses (gan, gan-minimax), "
+                         "not to a critic's loss such as WGAN's or the hinge loss")
+    if not 0 < smooth < 1:
+        raise ValueError(f"smooth must be in [0, 1), e.g. 0.1; got {smooth}")
+    return dataclasses.replace(recipe, d_loss=functools.partial(losses.discriminator_loss_smoothed,
+                                                                real_label=1 - smooth))
 
 
 def trainable(gan, recipe, rng, lr=None, ema=0.0):
@@ -330,5 +347,5 @@ def build(name, options, rng, lr=None):
     """The Trainable for `minigen train NAME` (name in VARIANTS), options applied to GANConfig."""
     from minigen.models.trainable import configure
     cfg = configure(GANConfig(), options)
-    return trainable(mlp_gan(cfg.latent, cfg.hidden, layers=cfg.layers, g_norm=cfg.g_norm), RECIPES[name], rng, lr,
-                     cfg.ema)
+    return trainable(mlp_gan(cfg.latent, cfg.hidden, layers=cfg.layers, g_norm=cfg.g_norm),
+                     with_label_smoothing(RECIPES[name], cfg.smooth), rng, lr, cfg.ema)
