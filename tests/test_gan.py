@@ -115,11 +115,16 @@ def test_smoothed_d_is_best_when_it_gives_real_digits_the_smoothed_label():
         losses.discriminator_loss_smoothed(r, f, real_label=1.5)
 
 
-def test_label_smoothing_is_an_option_of_the_cross_entropy_gans_only():
+@pytest.mark.parametrize("model, options", [("gan", {"hidden": "8"}), ("dcgan", {"width": "2", "latent": "4"}),
+                                            ("cgan", {"arch": "conv", "width": "2", "latent": "4"})])
+def test_label_smoothing_is_an_option_of_the_cross_entropy_gans_only(model, options):
     from minigen import models
-    t = models.build("gan", {"hidden": "8", "smooth": "0.1"}, np.random.default_rng(0))
-    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
-    assert np.isfinite(t.step((x,))["d_loss"])
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4, 1, 28, 28), dtype=np.float32), np.arange(4)
+    plain, smoothed = (models.build(model, {**options, **extra}, np.random.default_rng(0))
+                       for extra in ({}, {"smooth": "0.1"}))
+    metrics = [t.step((x, y) if t.needs_labels else (x,)) for t in (plain, smoothed)]
+    assert metrics[0]["d_loss"] != metrics[1]["d_loss"]  # the option reaches D's loss
     with pytest.raises(ValueError, match="smooth applies to the cross-entropy GAN losses"):
         models.build("wgan-gp", {"hidden": "8", "smooth": "0.1"}, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"smooth must be in \[0, 1\)"):

@@ -72,6 +72,7 @@ class DCGANConfig:
     norm: str = "batch"  # D's normalisation: batch, layer or none
     loss: str = "gan"  # a recipe of minigen.models.gan.RECIPES, e.g. wgan-gp (then norm=layer or none)
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
+    smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
 
 
 def build(name, options, rng, lr=None):
@@ -79,5 +80,6 @@ def build(name, options, rng, lr=None):
     cfg = configure(DCGANConfig(), options)
     if cfg.loss not in gan_family.RECIPES:
         raise ValueError(f"loss must be one of {', '.join(gan_family.RECIPES)}, got {cfg.loss!r}")
-    return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm), gan_family.RECIPES[cfg.loss],
-                                rng, lr, cfg.ema)
+    return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm),
+                                gan_family.with_label_smoothing(gan_family.RECIPES[cfg.loss], cfg.smooth), rng, lr,
+                                cfg.ema)
