@@ -463,3 +463,15 @@ def test_mode_collapse_demo_smoke_run(tmp_path, monkeypatch):
     runpy.run_path(str(DEMO), run_name="__main__")
     for name in ("scatter_ring.png", "scatter_grid.png", "lr_sweep.png", "metrics.json", "curves_ring_gan.png"):
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_the_gradient_penalty_is_an_option_of_the_cross_entropy_gan_too():
+    """--set gp=10 adds WGAN-GP's penalty to the non-saturating GAN's D loss (Fedus et al. 2018)."""
+    from minigen import models
+    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
+    plain = models.build("gan", {"hidden": "8"}, np.random.default_rng(0)).step((x,))
+    penalised = models.build("gan", {"hidden": "8", "gp": "10"}, np.random.default_rng(0)).step((x,))
+    assert "gp" not in plain and penalised["gp"] > 0
+    assert penalised["d_loss"] > plain["d_loss"]  # the same logits, plus a positive penalty
+    with pytest.raises(ValueError, match="gp=-1.0: must be a finite number >= 0"):
+        models.build("gan", {"hidden": "8", "gp": "-1"}, np.random.default_rng(0))
