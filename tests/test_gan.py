@@ -465,12 +465,17 @@ def test_mode_collapse_demo_smoke_run(tmp_path, monkeypatch):
         assert (tmp_path / name).stat().st_size > 0, name
 
 
-def test_the_gradient_penalty_is_an_option_of_the_cross_entropy_gan_too():
+@pytest.mark.parametrize("model, options", [("gan", {"hidden": "8"}),
+                                            ("dcgan", {"width": "2", "latent": "4", "norm": "none"}),
+                                            ("cgan", {"hidden": "8"})])
+def test_the_gradient_penalty_is_an_option_of_the_cross_entropy_gan_too(model, options):
     """--set gp=10 adds WGAN-GP's penalty to the non-saturating GAN's D loss (Fedus et al. 2018)."""
     from minigen import models
-    x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
-    plain = models.build("gan", {"hidden": "8"}, np.random.default_rng(0)).step((x,))
-    penalised = models.build("gan", {"hidden": "8", "gp": "10"}, np.random.default_rng(0)).step((x,))
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4, 1, 28, 28), dtype=np.float32), np.arange(4)
+    plain, penalised = (models.build(model, {**options, **extra}, np.random.default_rng(0))
+                        for extra in ({}, {"gp": "10"}))
+    plain, penalised = (t.step((x, y) if t.needs_labels else (x,)) for t in (plain, penalised))
     assert "gp" not in plain and penalised["gp"] > 0
     assert penalised["d_loss"] > plain["d_loss"]  # the same logits, plus a positive penalty
     with pytest.raises(ValueError, match="gp=-1.0: must be a finite number >= 0"):

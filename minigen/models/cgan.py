@@ -104,6 +104,7 @@ class CGANConfig:
     width: int = 64  # arch=conv: DCGAN's w, the channels of G's last and D's first convolution
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
+    gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
 
 
 def build(name, options, rng, lr=None):
@@ -116,5 +117,4 @@ def build(name, options, rng, lr=None):
             raise ValueError(f"option {size} sizes arch={arch}, not arch={cfg.arch} (its size option: "
                              f"{ARCHITECTURES[cfg.arch]})")
     gan = mlp_cgan(cfg.latent, cfg.hidden) if cfg.arch == "mlp" else conv_cgan(cfg.latent, cfg.width)
-    return gan_family.trainable(gan, gan_family.with_label_smoothing(gan_family.RECIPES["gan"], cfg.smooth), rng, lr,
-                                cfg.ema)
+    return gan_family.trainable(gan, gan_family.configured_recipe("gan", cfg), rng, lr, cfg.ema)

@@ -73,6 +73,7 @@ class DCGANConfig:
     loss: str = "gan"  # a recipe of minigen.models.gan.RECIPES, e.g. wgan-gp (then norm=layer or none)
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
+    gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
 
 
 def build(name, options, rng, lr=None):
@@ -81,5 +82,4 @@ def build(name, options, rng, lr=None):
     if cfg.loss not in gan_family.RECIPES:
         raise ValueError(f"loss must be one of {', '.join(gan_family.RECIPES)}, got {cfg.loss!r}")
     return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm),
-                                gan_family.with_label_smoothing(gan_family.RECIPES[cfg.loss], cfg.smooth), rng, lr,
-                                cfg.ema)
+                                gan_family.configured_recipe(cfg.loss, cfg), rng, lr, cfg.ema)

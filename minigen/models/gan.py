@@ -335,6 +335,11 @@ def with_gradient_penalty(recipe, weight):
     return dataclasses.replace(recipe, gp_weight=weight) if weight else recipe
 
 
+def configured_recipe(name, cfg):
+    """RECIPES[name] with a model config's `smooth` and `gp` options applied (GANConfig's fields)."""
+    return with_gradient_penalty(with_label_smoothing(RECIPES[name], cfg.smooth), cfg.gp)
+
+
 def trainable(gan, recipe, rng, lr=None, ema=0.0):
     """A GAN, its two optimisers and its alternating step, for minigen.train's loop. ema > 0: sample
     from the averaged generator (minigen.averaging; decay ema), kept as params["generator_average"]."""
@@ -359,4 +364,4 @@ def build(name, options, rng, lr=None):
     from minigen.models.trainable import configure
     cfg = configure(GANConfig(), options)
     return trainable(mlp_gan(cfg.latent, cfg.hidden, layers=cfg.layers, g_norm=cfg.g_norm),
-                     with_gradient_penalty(with_label_smoothing(RECIPES[name], cfg.smooth), cfg.gp), rng, lr, cfg.ema)
+                     configured_recipe(name, cfg), rng, lr, cfg.ema)
