@@ -150,8 +150,8 @@ def d_wins(means, inside_band):
             f"from {g_low:.3g} to {g_end:.3g}. D tells real from fake with confidence, so its gradient gives G "
             "little to learn from (Goodfellow et al. 2014; Arjovsky & Bottou 2017). Usual causes: D too strong "
             "or too fast (a larger net, a higher lr, more D steps), G's minimax loss instead of the "
-            "non-saturating one. Try a lower lr for D, one-sided label smoothing (Salimans et al. 2016), or "
-            "a WGAN-GP."))
+            "non-saturating one. Try a gradient penalty on D (--set gp=10; Fedus et al. 2018), a lower lr "
+            "for D, one-sided label smoothing (--set smooth=0.1; Salimans et al. 2016), or a WGAN-GP."))
     return None
 
 
