@@ -53,7 +53,7 @@ class MovingAverage:
 
     live: the tree the optimiser updates in place; decay: β in [0, 1). `params` is the average,
     `state` = {"updates": t} the count that sets the ramp: a model puts it among its checkpointed
-    buffers (Trainable.state), so a resumed run goes on with the same β_n.
+    buffers (Trainable.state), so a resumed run goes on with the same β_t.
     """
 
     def __init__(self, live, decay):
