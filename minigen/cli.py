@@ -27,7 +27,7 @@ DEMOS = {  # name -> (script in demos/, what it shows)
     "m2": ("semisupervised_mnist.py", "semi-supervised M2 (Kingma et al. 2014), 100 labels: test error vs the "
                                       "classifier alone; -- --m1-cpu-minutes 30: M1+M2"),
     "mode-collapse": ("mode_collapse.py", "GAN, PacGAN, WGAN-GP, averaged GAN on 2-D ring and grid: modes, lr sweep"),
-    "gan": ("gan_mnist.py", "the lecture's MLP GAN: samples per epoch, D(x)/D(G(z)) curves, FID and score"),
+    "gan": ("gan_mnist.py", "an MLP GAN, gradient penalty on D (--preset lecture: the lecture's): curves, FID, score"),
     "dcgan": ("dcgan_mnist.py", "DCGAN (conv, batch norm): samples per epoch, curves, FID and score"),
     "cgan": ("cgan_mnist.py", "a conditional GAN: one digit class per column, and how often it draws the asked digit"),
     "wgan": ("wgan_mnist.py", "WGAN with weight clipping and 5 critic steps: curves, FID and score"),
