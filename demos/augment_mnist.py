@@ -15,8 +15,9 @@ it sees is real), drawn by each generator:
                    Trained on 10 images a class, the prior is mostly space the encoder never
                    used; the posterior of the class's own images is where its digits are
   cgan             a conditional GAN (Mirza & Osindero 2014) on DCGAN's nets, 32 wide, as
-                   demos/cgan_mnist.py trains it (lr 1e-3, batch 64, averaged G), trained on
-                   the N images for --cgan-steps steps; z ~ N(0, I)
+                   demos/cgan_mnist.py trains it (lr 1e-3, batch 64, averaged G; not its label
+                   smoothing, which came after the augmentation figures), trained on the N
+                   images for --cgan-steps steps; z ~ N(0, I)
   m2-prior         M2 (Kingma et al. 2014), trained on every unlabelled image and the same N
                    labels (demos/semisupervised_mnist.py); z ~ N(0, I)
   m2-style         the same M2; z ~ q(z | x_u, its predicted label) of a random unlabelled image
