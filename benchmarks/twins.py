@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from minigen import interop
+from minigen.averaging import ramped_decay
 
 
 def grads_as_minigen(net, module, input_shape):
@@ -163,7 +164,7 @@ class TorchAveragedGenerator:
         from torch.optim.swa_utils import AveragedModel
 
         def ramped_ema(average, param, num_averaged):  # at the t-th update num_averaged is t (the copy was 0)
-            beta = min(decay, (1 + int(num_averaged)) / (10 + int(num_averaged)))  # β_t
+            beta = ramped_decay(decay, int(num_averaged))
             return beta * average + (1 - beta) * param
 
         self.live = generator

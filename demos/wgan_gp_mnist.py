@@ -21,6 +21,7 @@ Writes runs/wgan-gp/ (or --out): samples/ per epoch, curves.png, samples.png, ev
 from minigen.demo import model_demo
 
 if __name__ == "__main__":
-    nets = ["--set", "layers=2", "--set", "hidden=256", "--set", "g_norm=true", "--set", "ema=0.999", "--minutes", "10"]
-    model_demo("wgan-gp", __doc__, epochs=1000, batch_size=64, lr=1e-3, options=nets,
-               presets={"paper": [*nets, "--lr", "1e-4"], "lecture": ["--epochs", "20", "--lr", "1e-4"]})
+    defaults = ["--set", "layers=2", "--set", "hidden=256", "--set", "g_norm=true", "--set", "ema=0.999",
+                "--minutes", "10"]
+    model_demo("wgan-gp", __doc__, epochs=1000, batch_size=64, lr=1e-3, options=defaults,
+               presets={"paper": [*defaults, "--lr", "1e-4"], "lecture": ["--epochs", "20", "--lr", "1e-4"]})

@@ -33,15 +33,6 @@ def check_decay(decay):
         raise ValueError(f"ema (the decay of the averaged generator) must be in [0, 1), e.g. 0.999; got {decay}")
 
 
-def after_each(step, then):
-    """The training step `step(batch) -> metrics`, followed by then(): the average follows each update."""
-    def step_and_average(batch):
-        metrics = step(batch)
-        then()
-        return metrics
-    return step_and_average
-
-
 def ramped_decay(decay, t):
     """β_t = min(β, (1 + t) / (10 + t)) for the average's t-th update, t = 1, 2, ... (module
     docstring): 2/11 for the first, β from t = (10β − 1) / (1 − β) on."""
@@ -69,8 +60,13 @@ class MovingAverage:
         update_average(self.params, self.live, ramped_decay(self.decay, t))
 
     def after_each(self, step):
-        """The training step, followed by update(): the average follows each update of the live tree."""
-        return after_each(step, self.update)
+        """The training step `step(batch) -> metrics`, followed by update(): the average follows
+        each update of the live tree."""
+        def step_and_average(batch):
+            metrics = step(batch)
+            self.update()
+            return metrics
+        return step_and_average
 
 
 def copy_tree(tree):
