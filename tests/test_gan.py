@@ -480,3 +480,17 @@ def test_the_gradient_penalty_is_an_option_of_the_cross_entropy_gan_too(model, o
     assert penalised["d_loss"] > plain["d_loss"]  # the same logits, plus a positive penalty
     with pytest.raises(ValueError, match="gp=-1.0: must be a finite number >= 0"):
         models.build("gan", {"hidden": "8", "gp": "-1"}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("model, options", [("wgan", {"hidden": "8"}),
+                                            ("dcgan", {"width": "2", "latent": "4", "loss": "wgan", "norm": "none"})])
+def test_the_clipping_bound_is_an_option_of_the_weight_clipped_critic(model, options):
+    """--set clip=c clips WGAN's critic to [-c, c] in place of the paper's 0.01."""
+    from minigen import models
+    x = np.random.default_rng(1).random((4 * 5, 1, 28, 28), dtype=np.float32)  # 5 critic minibatches
+    trainable = models.build(model, {**options, "clip": "0.05"}, np.random.default_rng(0), lr=0.1)
+    trainable.step((x,))
+    largest = max(np.abs(p).max() for p in leaves(trainable.params["discriminator"]))
+    assert largest == pytest.approx(0.05)  # the large lr pushed weights out; the new bound held them
+    with pytest.raises(ValueError, match="clip applies to WGAN's weight-clipped critic"):
+        models.build("gan", {"hidden": "8", "clip": "0.05"}, np.random.default_rng(0))

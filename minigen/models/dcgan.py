@@ -74,6 +74,7 @@ class DCGANConfig:
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
     gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
+    clip: float = 0.0  # loss=wgan: the clipping bound (minigen.models.gan.with_weight_clipping); 0: the recipe's
 
 
 def build(name, options, rng, lr=None):

@@ -309,6 +309,7 @@ class GANConfig:
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing: D's target for real digits is 1 - smooth; 0: off
     gp: float = 0.0  # the gradient penalty's weight λ on D (with_gradient_penalty); 0: the recipe's (wgan-gp: 10)
+    clip: float = 0.0  # WGAN's clipping bound c (with_weight_clipping); 0: the recipe's (wgan: 0.01)
 
 
 def with_label_smoothing(recipe, smooth):
@@ -336,9 +337,25 @@ def with_gradient_penalty(recipe, weight):
     return dataclasses.replace(recipe, gp_weight=weight) if weight else recipe
 
 
+def with_weight_clipping(recipe, c):
+    """The recipe with WGAN's critic weights clipped to [-c, c] instead of the recipe's bound; 0 keeps
+    it. Arjovsky et al. 2017 chose c = 0.01 for their deep conv critics; a small MLP critic clipped
+    that tightly can hardly tell real from fake (every layer's gain is at most width * c), so it may
+    need a larger c. Only a recipe that clips has a bound to change."""
+    if not c:
+        return recipe
+    if recipe.clip is None:
+        raise ValueError("clip applies to WGAN's weight-clipped critic (minigen train wgan, or dcgan "
+                         "with --set loss=wgan), not to a recipe that does not clip")
+    if c < 0:
+        raise ValueError(f"clip must be > 0 (the critic's weights are clipped to [-clip, clip]), got {c}")
+    return dataclasses.replace(recipe, clip=c)
+
+
 def configured_recipe(name, cfg):
-    """RECIPES[name] with a model config's `smooth` and `gp` options applied (GANConfig's fields)."""
-    return with_gradient_penalty(with_label_smoothing(RECIPES[name], cfg.smooth), cfg.gp)
+    """RECIPES[name] with a model config's `smooth`, `gp` and (if it has one) `clip` options applied."""
+    recipe = with_gradient_penalty(with_label_smoothing(RECIPES[name], cfg.smooth), cfg.gp)
+    return with_weight_clipping(recipe, getattr(cfg, "clip", 0.0))
 
 
 def trainable(gan, recipe, rng, lr=None, ema=0.0):
