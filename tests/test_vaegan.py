@@ -126,6 +126,32 @@ def test_the_discriminator_is_trained_by_minus_l_gan_alone(digits):
     assert max(np.abs(g).max() for g in leaves(leak)) > 1e-3
 
 
+def test_the_gradient_penalty_on_dis_is_between_real_digits_and_prior_samples(digits):
+    """--set gp=λ adds λ E(|∇Dis(x̂)| - 1)² on interpolates of x and Dec(z_p) to -L_GAN, and nothing else."""
+    cfg, x = VAEGANConfig(latent=3, hidden=16, width=2, d_hidden=8, gp=10.0), digits[:16]
+    rng = np.random.default_rng(0)
+    t = models.build("vaegan", {**TINY, "gp": "10"}, rng)
+    model, params, replay = VAEGAN(cfg), copy.deepcopy(t.params), copy.deepcopy(rng)
+    spies = spy_on(t, GROUPS)
+    eps, z_prior = (replay.standard_normal((16, 3), dtype=np.float32) for _ in range(2))
+    eps_mix = replay.random((16, 1, 1, 1), dtype=np.float32)
+    metrics = t.step((x,))
+    mu, logvar = model.encode(params["encoder"], x)
+    recon = model.decode(params["decoder"], losses.reparameterize(mu, logvar, eps))
+    fake = model.decode(params["decoder"], z_prior)
+
+    def penalised(d_params):
+        return (vaegan.discriminator_gan_loss(*(model.dis(d_params, images) for images in (x, recon, fake)))
+                + losses.gradient_penalty(model.dis, d_params, x, fake, eps_mix, 10.0))
+
+    value, expected = value_and_grad(penalised)(params["discriminator"])
+    assert metrics["d_loss"] == pytest.approx(float(value), rel=1e-6) and metrics["gp"] > 0
+    for got, want in zip(spies["discriminator"].grads, leaves(expected), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="gp"):
+        VAEGAN(VAEGANConfig(gp=-1.0))
+
+
 def test_params_and_every_gradient_are_float32_and_metrics_finite(digits):
     t = models.build("vaegan", TINY, np.random.default_rng(0))
     assert {p.dtype for p in leaves(t.params)} == {np.dtype(np.float32)}

@@ -64,6 +64,7 @@ class VAEGANConfig:
     # (not in the README's tables: `minigen train vaegan --set feature_var=1 --set gamma=1` repeats it).
     feature_var: float = 0.1
     ema: float = 0.0  # decay of the averaged decoder (minigen.averaging), sampled from when > 0; 0: off
+    gp: float = 0.0  # λ of WGAN-GP's gradient penalty on Dis, between real digits and prior samples; 0: off
 
 
 def discriminator_layers(cfg):
@@ -90,6 +91,8 @@ class VAEGAN:
     def __init__(self, cfg=VAEGANConfig()):
         if cfg.gamma < 0:
             raise ValueError(f"gamma weights the decoder's reconstruction loss and must be >= 0, got {cfg.gamma}")
+        if cfg.gp < 0:
+            raise ValueError(f"gp (the gradient penalty's weight) must be >= 0, e.g. 10; got {cfg.gp}")
         if not cfg.feature_var > 0:
             raise ValueError(f"feature_var is a variance and must be positive, got {cfg.feature_var}")
         self.cfg = cfg
@@ -185,10 +188,16 @@ def make_vaegan_step(model, params, opts, rng):
         seen["recon"], seen["fake"] = getval(recon), getval(fake)
         return generator_gan_loss(model.dis(d_params, recon), model.dis(d_params, fake))
 
-    def discriminator_objective(d_params, x, recon, fake):
+    def discriminator_objective(d_params, x, recon, fake, eps_mix):
         logits = [model.dis(d_params, images) for images in (x, recon, fake)]
         seen["d_probs"] = [float(onp.mean(ops.sigmoid(getval(s)))) for s in logits]
-        return discriminator_gan_loss(*logits)
+        if not model.cfg.gp:
+            return discriminator_gan_loss(*logits)
+        # As for the GANs (minigen.models.gan.with_gradient_penalty): Dis kept from sharp edges
+        # between real digits and the decoder's prior samples, where it would win outright.
+        penalty = losses.gradient_penalty(model.dis, d_params, x, fake, eps_mix, model.cfg.gp)
+        seen["gp"] = float(getval(penalty))
+        return discriminator_gan_loss(*logits) + penalty
 
     vae_grad, gan_grad = value_and_grad(vae_objective), value_and_grad(decoder_gan_objective)
     dis_grad = value_and_grad(discriminator_objective)
@@ -201,7 +210,8 @@ def make_vaegan_step(model, params, opts, rng):
         vae_value, vae_grads = vae_grad({"encoder": params["encoder"], "decoder": params["decoder"]},
                                         x, real_features, eps, d_params)
         g_value, gan_grads = gan_grad(params["decoder"], seen["z"], z_prior, d_params)
-        d_value, d_grads = dis_grad(d_params, x, seen["recon"], seen["fake"])
+        eps_mix = rng.random((len(x), 1, 1, 1), dtype=onp.float32) if model.cfg.gp else None
+        d_value, d_grads = dis_grad(d_params, x, seen["recon"], seen["fake"], eps_mix)
         # The decoder's gradient of γ L_llike + its GAN loss, array by array (optimisers take a list of leaves).
         gamma = float(model.cfg.gamma)  # a Python float: a numpy float64 would promote the float32 gradients
         dec_grads = [gamma * a + b for a, b in zip(leaves(vae_grads["decoder"]), leaves(gan_grads))]
@@ -209,6 +219,7 @@ def make_vaegan_step(model, params, opts, rng):
         feature_recon = seen["llike"] - gaussian_constant(real_features, model.cfg.feature_var)
         return {"kl": seen["kl"], "feature_recon": feature_recon,
                 **dict(zip(("d_real", "d_recon", "d_fake"), seen["d_probs"])),
+                **({"gp": seen["gp"]} if model.cfg.gp else {}),
                 "d_loss": check_finite("d_loss", d_value), "g_loss": check_finite("g_loss", g_value),
                 "enc_grad_norm": apply_gradients(opts["encoder"], vae_grads["encoder"], "encoder"),
                 "dec_grad_norm": apply_gradients(opts["decoder"], dec_grads, "decoder"),
@@ -225,7 +236,7 @@ def gaussian_constant(features, variance):
 # --- For `minigen train` -------------------------------------------------------------------
 
 VARIANTS = {"vaegan": "VAE-GAN (Larsen et al. 2016): the MLP VAE's decoder as a GAN generator, reconstruction "
-                      "judged in D's features; RMSprop(3e-4); --set gamma=, feature_var=, conv=true"}
+                      "judged in D's features; RMSprop(3e-4); --set gamma=, feature_var=, conv=true, gp="}
 
 
 def trainable(cfg=VAEGANConfig(), rng=None, lr=3e-4):
