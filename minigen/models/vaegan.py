@@ -166,8 +166,8 @@ def make_vaegan_step(model, params, opts, rng):
     opts: {"encoder", "decoder", "discriminator"} optimisers. Three gradients at the current
     parameters, then three guarded steps. Logged: kl, feature_recon (L_llike without its
     constant, ½‖Dis_l(x) - Dis_l(x~)‖²/σ²), d_real, d_recon, d_fake (mean Dis probabilities on x,
-    x~ and Dec(z_p), before the step), d_loss (-L_GAN), g_loss (the decoder's GAN loss),
-    and the three gradient norms.
+    x~ and Dec(z_p), before the step), d_loss (-L_GAN, plus the penalty if cfg.gp), gp (the
+    gradient penalty, if cfg.gp > 0), g_loss (the decoder's GAN loss), and the three gradient norms.
     """
     seen = {}  # values from inside the traces, kept out of autograd (as in make_gan_step)
 
