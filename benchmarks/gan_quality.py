@@ -1,10 +1,10 @@
 """Quality per minute: the DCGAN recipe trained by minigen and by a plain-torch twin, FID against wall time.
 
     python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32]
-                                     [--n 10000] [--out runs/gan_quality]
+                                     [--norm none] [--n 10000] [--out runs/gan_quality]
 
 Both libraries train the demo's recipe (demos/dcgan_mnist.py): the DCGAN of
-minigen/models/dcgan.py at width 32, Adam(1e-3, betas (0.5, 0.999)) for both nets,
+minigen/models/dcgan.py at width 32 with no batch norm in D, Adam(1e-3, betas (0.5, 0.999)) for both nets,
 batch 64, the non-saturating loss, and samples from the averaged generator (decay
 0.999, Yazıcı et al. 2019; batch-norm statistics measured again for the averaged
 weights). They start from the same weights (copied by minigen.interop), read the
@@ -32,6 +32,7 @@ from pathlib import Path
 from common import machine_header, pin_threads
 
 SAMPLE_SEEDS = (0, 1, 2)
+CRITIC_NORMS = ("batch", "layer", "none")  # minigen.models.dcgan.CRITIC_NORMS, named here before numpy loads
 LIBRARIES = ("minigen", "torch")
 
 
@@ -42,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads of numpy's BLAS and of torch, alike")
     p.add_argument("--seed", type=int, default=0, help="initial weights, data order and z of both runs")
     p.add_argument("--width", type=int, default=32, help="DCGAN channels (the demo's --set width)")
+    p.add_argument("--norm", choices=CRITIC_NORMS, default="none",
+                   help="D's normalisation (the demo's --set norm; batch: the paper's, the demo's before)")
     p.add_argument("--n", type=int, default=10000, help="samples per FID")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
@@ -113,10 +116,10 @@ def torch_contender(gan, twin, recipe, ema, noise_seed):
     return train_step, generate
 
 
-def contender(library, seed, width, lr, ema):
+def contender(library, seed, width, norm, lr, ema):
     """(gan, (train_step, generate)) of "minigen" or "torch" (see minigen_contender). Both start from
     the weights of gan.init with `seed`, the twin's copied by interop; both draw their noise from seed + 2."""
-    gan = dcgan(width=width)
+    gan = dcgan(width=width, critic_norm=norm)
     params = gan.init(np.random.default_rng(seed))
     recipe = replace(RECIPES["gan"], lr=lr)  # the non-saturating GAN, Adam betas (0.5, 0.999)
     if library == "minigen":
@@ -193,7 +196,7 @@ def run_library(args):
     """The child process: train and score one library, write its rows to --out/<library>.json."""
     machine_header(args.threads)  # sets torch.set_num_threads(args.threads)
     (x, _), (x_test, _) = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    gan, (train_step, generate) = contender(args.library, args.seed, args.width, args.lr, args.ema)
+    gan, (train_step, generate) = contender(args.library, args.seed, args.width, args.norm, args.lr, args.ema)
     rows = race(args.library, train_step, partial(score, gan, generate, x_test, args.n), x, args)
     with open(Path(args.out) / f"{args.library}.json", "w") as f:
         json.dump(rows, f, indent=2)
