@@ -6,7 +6,7 @@
 Both libraries train the demo's recipe (demos/dcgan_mnist.py): the DCGAN of
 minigen/models/dcgan.py at width 32 with no batch norm in D, Adam(1e-3, betas (0.5, 0.999)) for both nets,
 batch 64, the non-saturating loss, and samples from the averaged generator (decay
-0.999, Yazıcı et al. 2019; batch-norm statistics measured again for the averaged
+0.9995, Yazıcı et al. 2019; batch-norm statistics measured again for the averaged
 weights). They start from the same weights (copied by minigen.interop), read the
 training images in the same order and draw the same z, so until float rounding
 parts them they take the same steps; what differs is how many steps fit in a minute.
@@ -48,7 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=10000, help="samples per FID")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--ema", type=float, default=0.999, help="decay of the averaged generator")
+    p.add_argument("--ema", type=float, default=0.9995, help="decay of the averaged generator (the demo's)")
     p.add_argument("--out", default="runs/gan_quality")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
     p.add_argument("--library", choices=LIBRARIES, help="train and score this one only (the parent runs each so)")
