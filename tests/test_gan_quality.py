@@ -27,3 +27,9 @@ def test_twin_takes_the_same_steps_and_averages_alike(norm):
 def test_checkpoints_fall_every_interval_and_at_the_end():
     assert gan_quality.checkpoint_seconds(15, 3) == [180, 360, 540, 720, 900]
     assert gan_quality.checkpoint_seconds(0.5, 0.2) == [12, 24, 30]
+
+
+def test_the_norm_choices_are_the_dcgan_critics():
+    # the script names them before numpy loads (it pins BLAS threads first), so check they match the model's
+    from minigen.models.dcgan import CRITIC_NORMS
+    assert set(gan_quality.CRITIC_NORMS) == set(CRITIC_NORMS)
