@@ -252,16 +252,24 @@ def diagnose(config, steps, band=None, class_probs=None, samples=None):
     Each problem is {"problem": name, "text": what is off and what usually causes it}."""
     window = band["window_steps"] if band else max(1, len(steps) // 40)
     means, ends = windowed(steps, window)
-    if len(ends) == 0:
+    shorter_than_a_window = len(ends) == 0  # the rules still read its steps; the band has nothing to compare
+    if shorter_than_a_window:
         means, ends = windowed(steps, 1)
+        band_compared = None
+    else:
+        band_compared = band
 
     def inside_band(key):
-        return band is not None and key in band["quantities"] and _outside(means, ends, band, key) is None
+        return (band_compared is not None and key in band["quantities"]
+                and _outside(means, ends, band, key) is None)
 
     found = [non_finite(steps), d_wins(means, inside_band), posterior_collapse(means)]
     found += collapsed_samples(class_probs, samples, adversarial="d_real" in means)
-    found.append(outside_band(means, ends, band) if band else None)
+    found.append(outside_band(means, ends, band) if band_compared else None)
     notes = recipe_notes(config, band)
+    if band and shorter_than_a_window:
+        notes.append(f"this run's {len(steps)} steps are fewer than one window of the band ({window} steps), "
+                     "so its curves are not compared with it")
     if band and len(ends) and ends[-1] > band["steps"][-1]:
         notes.append(f"this run's steps after {band['steps'][-1]:,} are beyond the band and not compared with it")
     return [f for f in found if f is not None], notes

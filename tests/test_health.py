@@ -123,6 +123,13 @@ def test_a_curve_outside_its_band_is_named_and_one_inside_is_not(gan_band):
     assert "d_real" not in problems[0]["text"]
 
 
+def test_a_run_shorter_than_one_window_is_not_compared_with_the_band(gan_band):
+    # its per-step values against the band's 50-step windows would be a comparison of unlike things
+    problems, notes = health.diagnose(config("gan"), gan_log(7, shift=2.0)[:30], gan_band)
+    assert "outside the band" not in names(problems)
+    assert any("fewer than one window of the band (50 steps)" in note for note in notes)
+
+
 def test_notes_say_when_no_band_is_shipped_or_the_recipe_differs(gan_band):
     assert "no band shipped for gan" in health.diagnose(config("gan"), gan_log(7))[1][0]
     notes = health.diagnose(config("gan", batch_size=128), gan_log(7), gan_band)[1]
