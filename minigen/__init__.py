@@ -50,7 +50,7 @@ lives in the lower one's layer or below.
     gradebook           `minigen grade`: a class's submissions into a CSV gradebook
     health              is my run healthy? its curves against its recipe's band; failures named
     animate             a run's per-epoch sample grids as a GIF
-    runtools            `minigen check` and `minigen animate`
+    cli_runs            `minigen check` and `minigen animate`: the CLI commands that read a run folder
     cli_types           argparse types that refuse a bad value with what was expected
     cli                 the `minigen` command
     demo                what the demo scripts share: train through `minigen train`, then report

@@ -1,8 +1,9 @@
 """`minigen check RUN` and `minigen animate RUN`: look at a run directory after (or during) training.
 
-The commands print; the work is in minigen.health (the band and the diagnosis) and
-minigen.animate (the GIF). minigen.cli registers them with add_parsers; this module sits
-below it and imports nothing from it. A bad value raises ValueError, which the CLI prints.
+Part of the command line, as minigen.cli and minigen.cli_types are, so these commands
+print; the library code they call does not: minigen.health (the band and the diagnosis)
+and minigen.animate (the GIF). minigen.cli registers them with add_parsers; this module
+imports nothing from it. A bad value raises ValueError, which the CLI prints.
 """
 import textwrap
 from pathlib import Path
