@@ -10,8 +10,9 @@ own spread over seeds (--seed sets the initial weights and both runs' shuffles
 and noise; the README's row runs seeds 0, 1 and 2).
 """
 import argparse
-import os
 import time
+
+from common import pin_threads
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--epochs", type=int, default=10)
@@ -19,8 +20,7 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--data-dir", default=None)
 ARGS = ap.parse_args()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+pin_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
