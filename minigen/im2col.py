@@ -12,8 +12,14 @@ for all three products of a convolution. cols has one row per kernel entry
 Each is one 2-d GEMM of contiguous matrices or their transposed views (BLAS reads
 either order, so no copy). Two choices make the copies around them cheap:
 
-- y and G are "channel rows" (O, Ho*Wo*N): moving them from and to the API's
-  (N, O, Ho, Wo) costs one copy the size of the layer's output.
+- y and G are "channel rows" (O, Ho*Wo*N), and they stay so in memory: a convolution
+  returns its output as an (N, O, Ho, Wo) *view* of those rows (batch_first, col2im),
+  not a copy. numpy's elementwise ops (bias, batch norm, ReLU and their gradients)
+  give each result its input's memory order, so the next convolution, or the VJP
+  coming back, finds its channel rows already laid out: channel_rows is then a free
+  reshape and pad_batch_last copies contiguous runs. Copying to the API's order
+  after every convolution and back before the next cost a tenth of a DCGAN step
+  (benchmarks/README.md, "What was tried").
 - the batch index n varies fastest. im2col and col2im copy and add strided slices,
   and numpy runs one inner loop along the last axis: with n last that loop is N long
   and contiguous; with the pixel index j last (CS231n's notes order the columns
@@ -57,15 +63,16 @@ def col2im(cols, x_shape, kernel, stride, padding, out_hw):
     for a in range(kh):
         for b in range(kw):
             full[:, a:a + sh * out_hw[0]:sh, b:b + sw * out_hw[1]:sw] += cols[:, a, b]  # (C, Ho, Wo, N)
-    return full[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2).copy()  # (N, C, H, W)
+    return full[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2)  # (N, C, H, W), a view (module docstring)
     # END SOLUTION
 
 
 def channel_rows(y):
-    """(N, C, H, W) -> (C, H*W*N), one copy: the layout of the GEMMs above."""
+    """(N, C, H, W) -> (C, H*W*N), the layout of the GEMMs above: a free reshape when y's memory
+    is already channel rows (a convolution's output, or an elementwise function of one), else one copy."""
     return y.transpose(1, 2, 3, 0).reshape(y.shape[1], -1)
 
 
 def batch_first(rows, n, hw):
-    """(C, H*W*N) -> (N, C, H, W), one copy: back to the layout of the public API."""
-    return rows.reshape(len(rows), *hw, n).transpose(3, 0, 1, 2).copy()
+    """(C, H*W*N) -> (N, C, H, W), the public API's shape, as a view: the memory stays channel rows."""
+    return rows.reshape(len(rows), *hw, n).transpose(3, 0, 1, 2)
