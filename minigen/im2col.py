@@ -69,7 +69,7 @@ def col2im(cols, x_shape, kernel, stride, padding, out_hw):
 
 def channel_rows(y):
     """(N, C, H, W) -> (C, H*W*N), the layout of the GEMMs above: a free reshape when y's memory
-    is already channel rows (a convolution's output, or an elementwise function of one), else one copy."""
+    is already channel rows (conv2d's output, or an elementwise function of a convolution's), else one copy."""
     return y.transpose(1, 2, 3, 0).reshape(y.shape[1], -1)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from minigen import ops
 from minigen.gradcheck import check_grad, numerical_grad, relative_error
-from minigen.im2col import col2im
+from minigen.im2col import channel_rows, col2im
 
 
 def close(a, b, tol=1e-5, scale=1.0):
@@ -164,6 +164,20 @@ def test_conv_second_order_matches_finite_differences():
         return anp.sum(dx ** 2)
 
     assert check_grad(penalty, w) < 1e-6
+
+
+def test_a_convolution_hands_on_its_output_in_the_layout_the_next_one_reads():
+    """conv2d returns a view of its GEMM's channel rows, and an elementwise op keeps that memory
+    order (minigen/im2col.py): the next convolution's channel_rows is then a reshape, not a copy."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    y = ops.conv2d(x, rng.standard_normal((5, 3, 4, 4)).astype(np.float32), stride=2, padding=1)
+    assert y.shape == (4, 5, 4, 4)
+    assert np.shares_memory(channel_rows(y), y)
+    z = ops.relu(ops.conv_transpose2d(y, rng.standard_normal((5, 2, 4, 4)).astype(np.float32),
+                                      stride=2, padding=1))
+    assert z.shape == (4, 2, 8, 8)
+    assert np.shares_memory(channel_rows(z), z)
 
 
 def test_conv_errors_name_what_was_expected():
