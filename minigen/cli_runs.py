@@ -44,9 +44,8 @@ def cmd_check(args):
     for found in problems:
         print("\n" + textwrap.fill(found["text"], 100, initial_indent="* ", subsequent_indent="  "))
     if not problems:
-        compared = band and len(steps) >= band["window_steps"]  # as health.diagnose: a shorter run is not
         print("\nhealthy: no NaN, no D winning outright, no collapse"
-              + (", and every curve inside its band" if compared else "") + ".")
+              + (", and every curve inside its band" if health.compared_with_band(steps, band) else "") + ".")
     print(f"\nthe curves: {out}")
     return 1 if problems else 0
 

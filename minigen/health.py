@@ -246,18 +246,21 @@ def recipe_notes(config, band):
     return notes
 
 
+def compared_with_band(steps, band):
+    """Whether a run's logged steps are compared with `band`: only if there is one and the run
+    covers at least one of its windows (per-step values against window means would compare unlike things)."""
+    return band is not None and len(steps) >= band["window_steps"]
+
+
 def diagnose(config, steps, band=None, class_probs=None, samples=None):
     """(problems, notes) of a run: its config, its per-step records, its model's band (or None),
     optionally its samples (N, 1, 28, 28) and their class probabilities (N, 10) in the shipped classifier.
     Each problem is {"problem": name, "text": what is off and what usually causes it}."""
     window = band["window_steps"] if band else max(1, len(steps) // 40)
     means, ends = windowed(steps, window)
-    shorter_than_a_window = len(ends) == 0  # the rules still read its steps; the band has nothing to compare
-    if shorter_than_a_window:
+    if len(ends) == 0:  # fewer steps than one window: the rules still read them, one by one
         means, ends = windowed(steps, 1)
-        band_compared = None
-    else:
-        band_compared = band
+    band_compared = band if compared_with_band(steps, band) else None
 
     def inside_band(key):
         return (band_compared is not None and key in band["quantities"]
@@ -267,7 +270,7 @@ def diagnose(config, steps, band=None, class_probs=None, samples=None):
     found += collapsed_samples(class_probs, samples, adversarial="d_real" in means)
     found.append(outside_band(means, ends, band) if band_compared else None)
     notes = recipe_notes(config, band)
-    if band and shorter_than_a_window:
+    if band and not band_compared:
         notes.append(f"this run's {len(steps)} steps are fewer than one window of the band ({window} steps), "
                      "so its curves are not compared with it")
     if band and len(ends) and ends[-1] > band["steps"][-1]:
