@@ -13,6 +13,8 @@ every parameter twice a step). state_dict() still gives one array per parameter.
 The update rules are torch.optim's, term for term, so that the same
 hyper-parameters give the same trajectory.
 """
+import math
+
 import numpy as np
 
 from minigen import flat
@@ -179,7 +181,7 @@ class Adam(Optimizer):
         # p <- p - lr m_hat / (sqrt(v_hat) + eps), where the bias corrections m_hat = m / (1 - b1^t)
         # and v_hat = v / (1 - b2^t) undo the pull towards the zeros that m and v start from
         np.sqrt(v, out=s)
-        s /= np.sqrt(1 - b2 ** self.t)
+        s /= math.sqrt(1 - b2 ** self.t)  # math's, a Python float: np.sqrt's float64 would make this pass float64
         s += self.eps
         np.divide(m, s, out=s)
         s *= self.lr / (1 - b1 ** self.t)
