@@ -190,9 +190,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0):
 @primitive
 def sigmoid(x):
     """1 / (1 + e^-x), written so that e^(...) never overflows and both tails keep
-    their relative precision: with e = e^-|x|, it is 1/(1+e) for x >= 0, e/(1+e) below."""
-    e = onp.exp(-onp.abs(x))
-    return onp.where(x >= 0, 1, e) / (1 + e)
+    their relative precision: e^min(x, 0) / (1 + e^-|x|), which is 1/(1 + e^-x) for x >= 0
+    and e^x/(1 + e^x) below. (The same as choosing between 1 and e^-|x| with np.where, to
+    the bit, but np.where over a mask that flips at random costs nine times two exps.)"""
+    return onp.exp(onp.minimum(x, 0)) / (1 + onp.exp(-onp.abs(x)))
 
 
 @primitive
@@ -277,12 +278,16 @@ defvjp(relu, lambda ans, x: lambda g: g * (ans > 0))
 
 @primitive
 def leaky_relu(x, negative_slope=0.2):
-    """x for x > 0, negative_slope * x otherwise. A primitive because the VJP of
-    np.where with a Python float slope returns float64."""
-    return onp.where(x > 0, x, negative_slope * x)
+    """x for x > 0, negative_slope * x otherwise: for a slope up to 1 the larger of the two
+    (above it, the smaller). A primitive because the VJP of np.where with a Python float
+    slope returns float64; and no np.where here, which over a mask that flips at random
+    is about ten times slower than a maximum (benchmarks/README.md)."""
+    return (onp.maximum if negative_slope <= 1 else onp.minimum)(x, negative_slope * x)
 
 
-defvjp(leaky_relu, lambda ans, x, negative_slope=0.2: lambda g: np.where(x > 0, g, negative_slope * g))
+# g on the positive side, slope * g on the other, as two masked products (a mask times g is
+# exact, and the sum adds a zero): linear in g, so WGAN-GP's double backprop can differentiate it.
+defvjp(leaky_relu, lambda ans, x, negative_slope=0.2: lambda g: g * (x > 0) + (negative_slope * g) * (x <= 0))
 
 
 def log_softmax(logits, axis=-1):

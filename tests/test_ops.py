@@ -216,6 +216,16 @@ def test_elementwise_ops_match_torch_at_extremes(name, ref):
     np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-30)
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, 1.5, -0.5])
+def test_leaky_relu_matches_torch_for_any_slope(slope):
+    # The forward is a maximum for slopes up to 1 and a minimum above: both sides of that switch.
+    x = np.random.default_rng(7).standard_normal((4, 5)).astype(np.float32)
+    t = torch.tensor(x, requires_grad=True)
+    F.leaky_relu(t, slope).sum().backward()
+    np.testing.assert_array_equal(ops.leaky_relu(x, slope), F.leaky_relu(torch.tensor(x), slope).numpy())
+    np.testing.assert_array_equal(grad(lambda z: anp.sum(ops.leaky_relu(z, slope)))(x), t.grad.numpy())
+
+
 @given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=20),
        st.lists(st.floats(0, 1, width=32), min_size=20, max_size=20))
 def test_bce_with_logits_matches_torch(logits, targets):
