@@ -57,9 +57,18 @@ def dense_grad_b(G):
     # END SOLUTION
 
 
+def _dense_grad_x(G, W):
+    """dense_grad_x, but with one output (a discriminator's logit) G W^T is an outer product,
+    (N, 1) by (1, in), for which numpy's matmul runs a plain loop without BLAS: the broadcast
+    product G * W^T gives the same numbers (each entry is one product) about 13 times faster."""
+    if onp.shape(W)[1] == 1:
+        return G * np.transpose(W)
+    return dense_grad_x(G, W)
+
+
 # One function per argument: autograd asks only for the gradients it needs (none for the data x).
 defvjp(dense,
-       lambda y, x, W, b: lambda G: dense_grad_x(G, W),
+       lambda y, x, W, b: lambda G: _dense_grad_x(G, W),
        lambda y, x, W, b: lambda G: dense_grad_w(G, x),
        lambda y, x, W, b: lambda G: dense_grad_b(G))
 

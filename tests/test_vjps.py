@@ -33,6 +33,9 @@ def bn_args(x_shape):
 CASES = {
     "dense": (ops.dense, lambda x, W, b: anp.dot(x, W) + b,
               lambda rng, dt: [rng.standard_normal(s).astype(dt) for s in ((5, 4), (4, 3), (3,))]),
+    # one output, a discriminator's logit: dX = G W^T is then an outer product, taken by its own path
+    "dense_one_output": (ops.dense, lambda x, W, b: anp.dot(x, W) + b,
+                         lambda rng, dt: [rng.standard_normal(s).astype(dt) for s in ((5, 4), (4, 1), (1,))]),
     "batch_norm_2d": (ops.batch_norm_train, plain_batch_norm, bn_args((6, 3))),
     "batch_norm_4d": (ops.batch_norm_train, plain_batch_norm, bn_args((3, 2, 3, 4))),
     "bce_with_logits": (ops.bce_with_logits, lambda z, t: anp.logaddexp(0, z) - t * z,
