@@ -494,3 +494,16 @@ def test_the_clipping_bound_is_an_option_of_the_weight_clipped_critic(model, opt
     assert largest == pytest.approx(0.05)  # the large lr pushed weights out; the new bound held them
     with pytest.raises(ValueError, match="clip applies to WGAN's weight-clipped critic"):
         models.build("gan", {"hidden": "8", "clip": "0.05"}, np.random.default_rng(0))
+
+
+def test_adams_beta1_is_an_option_of_the_dcgan():
+    """--set beta1=0 trains both nets with Adam without momentum; the recipe's β2 stays."""
+    from minigen import models
+    small = {"width": "2", "latent": "4", "norm": "none"}
+    for loss, beta2 in (("gan", 0.999), ("wgan-gp", 0.9)):
+        trainable = models.build("dcgan", {**small, "loss": loss, "beta1": "0"}, np.random.default_rng(0))
+        assert [opt.betas for opt in trainable.optimizers.values()] == [(0.0, beta2)] * 2
+    with pytest.raises(ValueError, match="beta1 applies to Adam; this recipe trains with rmsprop"):
+        models.build("dcgan", {**small, "loss": "wgan", "beta1": "0"}, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
+        models.build("dcgan", {**small, "beta1": "1"}, np.random.default_rng(0))

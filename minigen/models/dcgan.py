@@ -75,6 +75,7 @@ class DCGANConfig:
     smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
     gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
     clip: float = 0.0  # loss=wgan: the clipping bound (minigen.models.gan.with_weight_clipping); 0: the recipe's
+    beta1: float = 0.5  # Adam's β1 (minigen.models.gan.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum
 
 
 def build(name, options, rng, lr=None):

@@ -356,10 +356,25 @@ def with_weight_clipping(recipe, c):
     return dataclasses.replace(recipe, clip=c)
 
 
+def with_adam_beta1(recipe, beta1):
+    """The recipe with Adam's β1 (the momentum of its first moment) set to beta1; None keeps it.
+    Radford et al. 2016 lowered it from 0.9 to 0.5 for GANs; many later recipes drop the momentum
+    altogether, β1 = 0 (Brock et al. 2019 for BigGAN, Karras et al. 2019 for StyleGAN): each net
+    then steps on the current gradient against the other's current weights, not on a memory of
+    gradients taken against weights that have since moved."""
+    if beta1 is None or beta1 == recipe.betas[0]:
+        return recipe
+    if recipe.optimizer != "adam":
+        raise ValueError(f"beta1 applies to Adam; this recipe trains with {recipe.optimizer}")
+    if not 0 <= beta1 < 1:
+        raise ValueError(f"beta1 must be in [0, 1), e.g. 0 or 0.5; got {beta1}")
+    return dataclasses.replace(recipe, betas=(beta1, recipe.betas[1]))
+
+
 def configured_recipe(name, cfg):
-    """RECIPES[name] with a model config's `smooth`, `gp` and (if it has one) `clip` options applied."""
+    """RECIPES[name] with a model config's `smooth`, `gp` and (if it has them) `clip` and `beta1` options applied."""
     recipe = with_gradient_penalty(with_label_smoothing(RECIPES[name], cfg.smooth), cfg.gp)
-    return with_weight_clipping(recipe, getattr(cfg, "clip", 0.0))
+    return with_adam_beta1(with_weight_clipping(recipe, getattr(cfg, "clip", 0.0)), getattr(cfg, "beta1", None))
 
 
 def trainable(gan, recipe, rng, lr=None, ema=0.0):
