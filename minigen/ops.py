@@ -279,9 +279,9 @@ defvjp(relu, lambda ans, x: lambda g: g * (ans > 0))
 @primitive
 def leaky_relu(x, negative_slope=0.2):
     """x for x > 0, negative_slope * x otherwise: for a slope up to 1 the larger of the two
-    (above it, the smaller). A primitive because the VJP of np.where with a Python float
-    slope returns float64; and no np.where here, which over a mask that flips at random
-    is about ten times slower than a maximum (benchmarks/README.md)."""
+    (above it, the smaller). A primitive because autograd's own VJPs of np.where and
+    np.maximum return float64 for a Python float slope; and no np.where here, which over a
+    mask that flips at random is over ten times slower than a maximum (benchmarks/README.md)."""
     return (onp.maximum if negative_slope <= 1 else onp.minimum)(x, negative_slope * x)
 
 
