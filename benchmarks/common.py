@@ -16,12 +16,38 @@ def pin_threads(n):
     return n
 
 
+def openblas_kernels():
+    """Which kernels numpy's OpenBLAS runs ("Haswell": AVX2, "SkylakeX": AVX-512), asked of the
+    loaded library, or "?" if numpy uses another BLAS. OpenBLAS picks them once, as numpy loads,
+    unless OPENBLAS_CORETYPE names them: on an AVX-512 CPU the pin to Haswell halves float32 GEMM
+    (benchmarks/README.md, "Which BLAS kernels"), so a table must say which ran."""
+    import ctypes
+
+    import numpy  # noqa: F401  (loads the library, so that it appears in the process's memory map)
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return "?"
+    for path in paths:
+        library = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+            get_corename = getattr(library, symbol, None)
+            if get_corename is not None:
+                get_corename.restype = ctypes.c_char_p
+                return get_corename().decode()
+    return "?"
+
+
 def machine_header(threads):
-    """One line naming the machine, the threads and the versions, for a table's header."""
+    """One line naming the machine, the threads, the BLAS kernels and the versions, for a table's header."""
     import numpy as np
     import torch
     torch.set_num_threads(threads)
+    pin = os.environ.get("OPENBLAS_CORETYPE")
+    kernels = openblas_kernels() + (f" (pinned: OPENBLAS_CORETYPE={pin})" if pin else " (OpenBLAS's own choice)")
     return (f"{platform.machine()}, {os.cpu_count()} cores; threads {threads} (numpy BLAS and torch); "
+            f"numpy's OpenBLAS kernels {kernels}; "
             f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
 
 
