@@ -46,11 +46,12 @@ lives in the lower one's layer or below.
     train               the training loop, run directories, resume
     pretrained          the shipped pretrained weights: packaging a run, loading by name
     autograder          the checks and grader of `minigen assign` (a package)
-    assign              `minigen assign`: a student copy and its autograder
+    assign              a student copy and its autograder: build, self-test, the exercises listed
     gradebook           `minigen grade`: a class's submissions into a CSV gradebook
     health              is my run healthy? its curves against its recipe's band; failures named
     animate             a run's per-epoch sample grids as a GIF
     cli_runs            `minigen check` and `minigen animate`: the CLI commands that read a run folder
+    cli_assign          `minigen assign`: the CLI command around assign
     cli_types           argparse types that refuse a bad value with what was expected
     cli                 the `minigen` command
     demo                what the demo scripts share: train through `minigen train`, then report

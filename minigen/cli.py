@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from minigen import __version__, assign, cli_runs
+from minigen import __version__, cli_assign, cli_runs
 from minigen.cli_types import non_negative_int, positive_int, positive_number
 from minigen.models.trainable import MemoryBudget, MemoryLimitError, machine_memory
 from minigen.runlock import ADDED_LATER, CONFIG_FIELDS, RunLock, RunLocked
@@ -335,7 +335,7 @@ def build_parser():
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the demo (see its --help)")
     p.set_defaults(run=cmd_demo)
 
-    assign.add_parser(sub)
+    cli_assign.add_parser(sub)
     cli_runs.add_parsers(sub)  # check, animate
 
     p = sub.add_parser("grade", help="grade a class's submissions into a CSV gradebook",

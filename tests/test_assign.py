@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minigen import assign
+from minigen import assign, cli_assign
 from minigen.autograder import cases
 from minigen.autograder.strip import MarkerError, find_regions, locate, strip_source
 
@@ -190,8 +190,8 @@ def test_at_least_fifteen_exercises_with_points():
 
 def test_list_and_bad_names(capsys):
     parser = argparse.ArgumentParser()
-    assign.add_parser(parser.add_subparsers())
-    assert assign.run(parser.parse_args(["assign", "--list"])) == 0
+    cli_assign.add_parser(parser.add_subparsers())
+    assert cli_assign.run(parser.parse_args(["assign", "--list"])) == 0
     listed = capsys.readouterr().out
     for ex in cases.EXERCISES:
         assert re.search(rf"{ex.name}\s+\d+", listed)
@@ -306,13 +306,11 @@ def test_leak_check_catches_a_solution_line(tmp_path):
 
 
 def test_assign_in_a_student_copy_says_it_needs_the_instructors(assignment):
-    code = ("import argparse; from minigen import assign\n"
-            "p = argparse.ArgumentParser(); assign.add_parser(p.add_subparsers())\n"
-            "args = p.parse_args(['assign', 'out', '--list', '--exercises', 'gaussian_kl'])\n"
-            "try:\n    args.run(args)\nexcept ValueError as err:\n    print(err)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=assignment, env=ENV, capture_output=True, text=True,
-                            timeout=60)
-    assert "needs the instructor's copy" in result.stdout, result.stderr
+    for argv in (["--list"], ["out", "--exercises", "gaussian_kl", "--check"]):  # the stand-in's list_text, build
+        code = f"from minigen import cli; raise SystemExit(cli.main(['assign', *{argv!r}]))"
+        result = subprocess.run([sys.executable, "-c", code], cwd=assignment, env=ENV, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 1 and "needs the instructor's copy" in result.stderr, result.stderr
 
 
 def test_existing_assignment_needs_force(assignment):
