@@ -507,3 +507,19 @@ def test_adams_beta1_is_an_option_of_the_dcgan():
         models.build("dcgan", {**small, "loss": "wgan", "beta1": "0"}, np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
         models.build("dcgan", {**small, "beta1": "1"}, np.random.default_rng(0))
+
+
+def test_a_third_convolution_in_d_is_an_option_of_the_dcgan():
+    """--set d_convs=3 adds a 3x3 stride-1 convolution at 7 x 7 before D's logit; G is untouched."""
+    from minigen import models
+    small = {"width": "2", "latent": "4", "norm": "layer"}
+    two, three = (models.build("dcgan", {**small, "d_convs": k}, np.random.default_rng(0)) for k in ("2", "3"))
+    kernels = lambda t: [p["w"].shape for p in t.params["discriminator"] if "w" in p]  # conv kernels
+    assert kernels(two) == [(2, 1, 4, 4), (4, 2, 4, 4)]
+    assert kernels(three) == [(2, 1, 4, 4), (4, 2, 4, 4), (4, 4, 3, 3)]
+    shapes = lambda t: [np.shape(a) for p in t.params["generator"] for a in p.values()]
+    assert shapes(two) == shapes(three)
+    logged = three.step((np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32),))
+    assert np.isfinite(list(logged.values())).all()
+    with pytest.raises(ValueError, match="convs must be 2 or 3"):
+        models.build("dcgan", {**small, "d_convs": "4"}, np.random.default_rng(0))

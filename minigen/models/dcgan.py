@@ -39,27 +39,33 @@ def dcgan_generator(width=64, channels=1):
         nn.ConvTranspose2d(channels, 4, stride=2, padding=1, w_init=dcgan_normal), nn.Sigmoid())
 
 
-def dcgan_discriminator(width=64, critic_norm="batch"):
+def dcgan_discriminator(width=64, critic_norm="batch", convs=2):
     """D's stack (module docstring): (C, 28, 28) -> (1,), a logit. The channels C are read at init:
     1 for an image, 1 + 10 when the conditional GAN appends the label as constant planes.
 
     critic_norm: D's normalisation after its second convolution, "batch" (the paper's),
     "layer" or "none" (for WGAN-GP, whose penalty is on each example's own gradient,
     which batch statistics would mix).
+    convs: 2 (the paper's stack) or 3, a third convolution (2w channels, 3x3, stride 1) at 7 x 7
+    before the logit: a deeper judge of stroke shape, at about 1.4x D's multiply-adds for w = 32.
     """
     if critic_norm not in CRITIC_NORMS:
         raise ValueError(f"critic_norm must be one of {', '.join(CRITIC_NORMS)}, got {critic_norm!r}")
     w = width
-    norm = [CRITIC_NORMS[critic_norm]()] if CRITIC_NORMS[critic_norm] else []
+    if convs not in (2, 3):
+        raise ValueError(f"convs must be 2 or 3 (D's convolutions), got {convs!r}")
+    norm = lambda: [CRITIC_NORMS[critic_norm]()] if CRITIC_NORMS[critic_norm] else []
+    third = [nn.Conv2d(2 * w, 3, stride=1, padding=1, w_init=dcgan_normal), *norm(), nn.LeakyReLU(0.2)]
     return nn.Sequential(
         nn.Conv2d(w, 4, stride=2, padding=1, w_init=dcgan_normal), nn.LeakyReLU(0.2),
-        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), *norm, nn.LeakyReLU(0.2),
-        nn.Flatten(), nn.Dense(1, w_init=dcgan_normal))
+        nn.Conv2d(2 * w, 4, stride=2, padding=1, w_init=dcgan_normal), *norm(), nn.LeakyReLU(0.2),
+        *(third if convs == 3 else []), nn.Flatten(), nn.Dense(1, w_init=dcgan_normal))
 
 
-def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch"):
+def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch", d_convs=2):
     """The DCGAN generator and discriminator as a GAN (see the module docstring and dcgan_discriminator)."""
-    return GAN(dcgan_generator(width, image_shape[0]), dcgan_discriminator(width, critic_norm), latent, image_shape)
+    return GAN(dcgan_generator(width, image_shape[0]), dcgan_discriminator(width, critic_norm, d_convs), latent,
+               image_shape)
 
 
 VARIANTS = {"dcgan": "DCGAN (conv, batch norm, N(0, 0.02) init), non-saturating loss, Adam(2e-4, 0.5)"}
@@ -75,6 +81,7 @@ class DCGANConfig:
     smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
     gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
     clip: float = 0.0  # loss=wgan: the clipping bound (minigen.models.gan.with_weight_clipping); 0: the recipe's
+    d_convs: int = 2  # D's convolutions: 2 (the paper's) or 3 (dcgan_discriminator)
     beta1: float = 0.5  # Adam's β1 (minigen.models.gan.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum
 
 
@@ -83,5 +90,5 @@ def build(name, options, rng, lr=None):
     cfg = configure(DCGANConfig(), options)
     if cfg.loss not in gan_family.RECIPES:
         raise ValueError(f"loss must be one of {', '.join(gan_family.RECIPES)}, got {cfg.loss!r}")
-    return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm),
+    return gan_family.trainable(dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm, d_convs=cfg.d_convs),
                                 gan_family.configured_recipe(cfg.loss, cfg), rng, lr, cfg.ema)
