@@ -32,6 +32,7 @@ lives in the lower one's layer or below.
     models.m2
     models.semisupervised   M2 trained with a few labels: the labelled set, the step, `minigen train m2`
     models.m1m2         M1+M2: M2 on the features of a VAE trained first (the active units of q(z1|x))
+    models.gan_options  a GAN recipe's options (--set smooth, gp, clip, beta1), each Recipe -> Recipe
     models.gan
     models.dcgan
     models.cgan

@@ -103,8 +103,8 @@ class CGANConfig:
     hidden: int = 256  # arch=mlp: the width of each MLP's hidden layer
     width: int = 64  # arch=conv: DCGAN's w, the channels of G's last and D's first convolution
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
-    smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
-    gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
+    smooth: float = 0.0  # one-sided label smoothing (gan_options.with_label_smoothing); 0: off
+    gp: float = 0.0  # a gradient penalty's weight on D (gan_options.with_gradient_penalty); 0: the recipe's
 
 
 def build(name, options, rng, lr=None):

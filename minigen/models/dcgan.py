@@ -80,11 +80,11 @@ class DCGANConfig:
     norm: str = "batch"  # D's normalisation: batch, layer or none
     loss: str = "gan"  # a recipe of minigen.models.gan.RECIPES, e.g. wgan-gp (then norm=layer or none)
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
-    smooth: float = 0.0  # one-sided label smoothing (minigen.models.gan.with_label_smoothing); 0: off
-    gp: float = 0.0  # a gradient penalty's weight on D (minigen.models.gan.with_gradient_penalty); 0: the recipe's
-    clip: float = 0.0  # loss=wgan: the clipping bound (minigen.models.gan.with_weight_clipping); 0: the recipe's
+    smooth: float = 0.0  # one-sided label smoothing (gan_options.with_label_smoothing); 0: off
+    gp: float = 0.0  # a gradient penalty's weight on D (gan_options.with_gradient_penalty); 0: the recipe's
+    clip: float = 0.0  # loss=wgan: the clipping bound (gan_options.with_weight_clipping); 0: the recipe's
     d_convs: int = 2  # D's convolutions: 2 (the paper's) or 3 (dcgan_discriminator)
-    beta1: float = 0.5  # Adam's β1 (minigen.models.gan.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum
+    beta1: float = 0.5  # Adam's β1 (gan_options.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum
 
 
 def build(name, options, rng, lr=None):

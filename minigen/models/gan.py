@@ -14,8 +14,6 @@ settings of each paper):
 Packing (PacGAN, Lin et al. 2018) lets D judge m samples at once, all real or all fake,
 so a generator that repeats itself is easy to spot: `GAN(..., pack=m)`.
 """
-import dataclasses
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +24,7 @@ from autograd.tracer import getval
 from minigen import losses, nn, ops
 from minigen.autodiff import value_and_grad  # autograd's, minus the cost of differentiating containers
 from minigen.averaging import AveragedGenerator
+from minigen.models import gan_options
 from minigen.models.trainable import apply_gradients, check_finite
 from minigen.optim import Adam, RMSprop
 from minigen.tree import leaves
@@ -308,73 +307,16 @@ class GANConfig:
     g_norm: bool = False  # batch norm in G
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing: D's target for real digits is 1 - smooth; 0: off
-    gp: float = 0.0  # the gradient penalty's weight λ on D (with_gradient_penalty); 0: the recipe's (wgan-gp: 10)
-    clip: float = 0.0  # WGAN's clipping bound c (with_weight_clipping); 0: the recipe's (wgan: 0.01)
-
-
-def with_label_smoothing(recipe, smooth):
-    """The recipe with D's loss losses.discriminator_loss_smoothed(real_label = 1 - smooth); smooth
-    0 leaves it as it is. Only the cross-entropy GANs have labels to smooth."""
-    if not smooth:
-        return recipe
-    if recipe.d_loss is not losses.discriminator_loss:
-        raise ValueError("smooth applies to the cross-entropy GAN losses (gan, gan-minimax), "
-                         "not to a critic's loss such as WGAN's or the hinge loss")
-    if not 0 < smooth < 1:
-        raise ValueError(f"smooth must be in [0, 1), e.g. 0.1; got {smooth}")
-    return dataclasses.replace(recipe, d_loss=functools.partial(losses.discriminator_loss_smoothed,
-                                                                real_label=1 - smooth))
-
-
-def with_gradient_penalty(recipe, weight):
-    """The recipe with WGAN-GP's penalty λ·E(|∇D(x̂)| − 1)² (losses.gradient_penalty) added to D's loss
-    at weight λ; 0 keeps the recipe's. The penalty helps the cross-entropy GAN as well: Fedus et al.
-    2018 ("Many Paths to Equilibrium") train the non-saturating GAN with it, and Kurach et al. 2019
-    ("A Large-Scale Study of Regularization and Normalization in GANs") recommend it beside
-    spectral normalisation."""
-    if weight < 0:
-        raise ValueError(f"gp (the gradient penalty's weight) must be >= 0, e.g. 10; got {weight}")
-    return dataclasses.replace(recipe, gp_weight=weight) if weight else recipe
-
-
-def with_weight_clipping(recipe, c):
-    """The recipe with WGAN's critic weights clipped to [-c, c] instead of the recipe's bound; 0 keeps
-    it. Only a recipe that clips has a bound to change.
-
-    Why change it: Arjovsky et al. 2017's c = 0.01 sits at the scale of DCGAN's N(0, 0.02)
-    initial weights. An MLP critic's Glorot weights are larger (up to ±0.07 in a 784-512 layer),
-    so c = 0.01 clips almost all of them at the first step, and the critic trains as weights
-    piled up at ±c, the too-simple functions Gulrajani et al. 2017 (§3, Fig. 1) show for clipping.
-    A c above the initial scale keeps the initial weights and bounds only those that grow."""
-    if not c:
-        return recipe
-    if recipe.clip is None:
-        raise ValueError("clip applies to WGAN's weight-clipped critic (minigen train wgan, or dcgan "
-                         "with --set loss=wgan), not to a recipe that does not clip")
-    if c < 0:
-        raise ValueError(f"clip must be > 0 (the critic's weights are clipped to [-clip, clip]), got {c}")
-    return dataclasses.replace(recipe, clip=c)
-
-
-def with_adam_beta1(recipe, beta1):
-    """The recipe with Adam's β1 (the momentum of its first moment) set to beta1; None keeps it.
-    Radford et al. 2016 lowered it from 0.9 to 0.5 for GANs; many later recipes drop the momentum
-    altogether, β1 = 0 (Brock et al. 2019 for BigGAN, Karras et al. 2019 for StyleGAN): each net
-    then steps on the current gradient against the other's current weights, not on a memory of
-    gradients taken against weights that have since moved."""
-    if beta1 is None or beta1 == recipe.betas[0]:
-        return recipe
-    if recipe.optimizer != "adam":
-        raise ValueError(f"beta1 applies to Adam; this recipe trains with {recipe.optimizer}")
-    if not 0 <= beta1 < 1:
-        raise ValueError(f"beta1 must be in [0, 1), e.g. 0 or 0.5; got {beta1}")
-    return dataclasses.replace(recipe, betas=(beta1, recipe.betas[1]))
+    gp: float = 0.0  # the gradient penalty's weight λ on D (minigen.models.gan_options); 0: the recipe's (wgan-gp: 10)
+    clip: float = 0.0  # WGAN's clipping bound c (minigen.models.gan_options); 0: the recipe's (wgan: 0.01)
 
 
 def configured_recipe(name, cfg):
     """RECIPES[name] with a model config's `smooth`, `gp` and (if it has them) `clip` and `beta1` options applied."""
-    recipe = with_gradient_penalty(with_label_smoothing(RECIPES[name], cfg.smooth), cfg.gp)
-    return with_adam_beta1(with_weight_clipping(recipe, getattr(cfg, "clip", 0.0)), getattr(cfg, "beta1", None))
+    recipe = gan_options.with_label_smoothing(RECIPES[name], cfg.smooth)
+    recipe = gan_options.with_gradient_penalty(recipe, cfg.gp)
+    recipe = gan_options.with_weight_clipping(recipe, getattr(cfg, "clip", 0.0))
+    return gan_options.with_adam_beta1(recipe, getattr(cfg, "beta1", None))
 
 
 def trainable(gan, recipe, rng, lr=None, ema=0.0):

@@ -193,7 +193,7 @@ def make_vaegan_step(model, params, opts, rng):
         seen["d_probs"] = [float(onp.mean(ops.sigmoid(getval(s)))) for s in logits]
         if not model.cfg.gp:
             return discriminator_gan_loss(*logits)
-        # As for the GANs (minigen.models.gan.with_gradient_penalty): Dis kept from sharp edges
+        # As for the GANs (minigen.models.gan_options.with_gradient_penalty): Dis kept from sharp edges
         # between real digits and the decoder's prior samples, where it would win outright.
         penalty = losses.gradient_penalty(model.dis, d_params, x, fake, eps_mix, model.cfg.gp)
         seen["gp"] = float(getval(penalty))
