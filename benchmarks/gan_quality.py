@@ -67,6 +67,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from twins import TorchAveragedGenerator, TorchGAN, torch_discriminator_loss, torch_nonsaturating  # noqa: E402
 
+from minigen.allocator import keep_freed_memory  # noqa: E402
 from minigen.averaging import AveragedGenerator  # noqa: E402
 from minigen.data import batches, load_mnist  # noqa: E402
 from minigen.metrics import mean_and_sd, sample_quality  # noqa: E402
@@ -85,7 +86,11 @@ def minibatch_indices(seed, n, batch_size):
 
 def minigen_contender(gan, params, recipe, ema, noise_seed):
     """(step(real) -> (d_loss, g_loss), generate(z) -> images) of minigen's recipe: make_gan_step
-    drawing z from a Generator seeded noise_seed, then the averaged generator's update."""
+    drawing z from a Generator seeded noise_seed, then the averaged generator's update. Like the
+    demo's training loop, it first tells malloc to keep freed memory for the next step (minigen.allocator):
+    race() calls the step itself, and without it every step faults in fresh pages (benchmarks/README.md,
+    "Page faults"). The torch twin keeps malloc's defaults, as a torch user has them."""
+    keep_freed_memory()  # as minigen.train.train_epochs (the demo's loop) does before its first step
     step, _, _ = recipe.train_step(gan, params, np.random.default_rng(noise_seed))
     average = AveragedGenerator(gan, params["generator"], ema)
     step = average.after_each(step)
