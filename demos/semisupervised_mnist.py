@@ -42,7 +42,7 @@ from minigen.models import vae as vae_lib
 from minigen.models.m1m2 import active_units, draw_features, full_latent, posterior_features
 from minigen.models.m2 import M2, M2Config
 from minigen.models.semisupervised import labelled_subset, make_supervised_step, make_train_step
-from minigen.optim import Adam
+from minigen.optim import Adam, geometric_decay
 from minigen.train import mean_over_batches, train_epochs
 
 SMOKE = {"epochs": 1, "hidden": 32, "latent": 4, "baseline_epochs": 1, "test_images": 500, "cpu_minutes": 0}
@@ -182,8 +182,8 @@ def main(argv=None):
     start = clock()
 
     def scheduled_step(batch):
-        if args.lr_final is not None:  # exponential in the budget's elapsed share, as in demos/vae_mnist.py
-            opt.lr = args.lr * (args.lr_final / args.lr) ** min(1.0, (clock() - start) / budget)
+        if args.lr_final is not None:  # geometric in the budget's elapsed share, as in demos/vae_mnist.py
+            opt.lr = geometric_decay(args.lr, args.lr_final, (clock() - start) / budget)
         return step(batch)
 
     errors = []

@@ -27,7 +27,7 @@ from minigen.checkpoint import save_params
 from minigen.data import load_split
 from minigen.metrics import vae_test_metrics
 from minigen.models.vae import VAE, VAEConfig, make_train_step
-from minigen.optim import Adam
+from minigen.optim import Adam, geometric_decay
 from minigen.train import train_epochs
 
 
@@ -94,7 +94,7 @@ def main(argv=None):
         if args.lr_final is None:
             opt.lr *= args.lr_decay
         else:  # by the budget's elapsed fraction, so a slower model is not left at a larger step
-            opt.lr = args.lr * (args.lr_final / args.lr) ** min(1.0, (clock() - start) / budget)
+            opt.lr = geometric_decay(args.lr, args.lr_final, (clock() - start) / budget)
 
     history = train_epochs(step, (x,), args.epochs, rng, args.batch_size, desc="vae" if args.k == 1 else "iwae",
                            log=log, max_seconds=budget, clock=clock)

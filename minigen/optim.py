@@ -221,3 +221,19 @@ def update_average(average, params, decay):
             raise ValueError(f"an average of shape {a.shape} cannot follow a parameter of shape {p.shape}")
         a *= decay
         a += (1 - decay) * p
+
+
+def geometric_decay(lr, lr_final, fraction):
+    """The learning rate `fraction` of the way through a training budget, falling geometrically
+    from lr (fraction 0) to lr_final (fraction 1 and after): lr · (lr_final / lr) ** fraction.
+
+    A geometric fall shrinks the step by the same factor in every equal share of the budget,
+    so a long run settles into a minimum without spending most of its time at a tiny step.
+    Measured in the budget's elapsed share rather than in epochs, a slower model or a busier
+    machine reaches lr_final at the end of its budget too (demos/vae_mnist.py, semisupervised_mnist.py).
+    """
+    if lr <= 0 or lr_final <= 0:
+        raise ValueError(f"learning rates must be positive, got lr {lr} and lr_final {lr_final}")
+    if fraction < 0:
+        raise ValueError(f"the elapsed fraction of a budget cannot be negative, got {fraction}")
+    return lr * (lr_final / lr) ** min(1.0, fraction)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 from autograd import grad
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from minigen.optim import SGD, Adam, AdamW, RMSprop
+from minigen.optim import SGD, Adam, AdamW, RMSprop, geometric_decay
 from minigen.tree import leaves
 
 CASES = {
@@ -187,3 +189,22 @@ def test_a_bare_array_is_its_own_buffer():
     p = np.ones((2, 3), np.float32)
     SGD(p, lr=0.1).step(np.ones((2, 3), np.float32))
     np.testing.assert_allclose(p, 0.9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(lr=st.floats(1e-6, 1.0), ratio=st.floats(1e-4, 1.0), fraction=st.floats(0.0, 1.0))
+def test_geometric_decay_falls_from_lr_to_lr_final_by_one_factor_per_share(lr, ratio, fraction):
+    """lr at 0, lr_final at 1 and after, the geometric mean halfway, and never outside [lr_final, lr]."""
+    lr_final = lr * ratio
+    assert geometric_decay(lr, lr_final, 0.0) == pytest.approx(lr)
+    assert geometric_decay(lr, lr_final, 1.0) == pytest.approx(lr_final)
+    assert geometric_decay(lr, lr_final, 3.0) == pytest.approx(lr_final)  # past the budget: held at the end
+    assert geometric_decay(lr, lr_final, 0.5) == pytest.approx((lr * lr_final) ** 0.5)
+    assert lr_final * (1 - 1e-9) <= geometric_decay(lr, lr_final, fraction) <= lr * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("args, match", [((0.0, 1e-4, 0.5), "positive"), ((1e-3, -1.0, 0.5), "positive"),
+                                         ((1e-3, 1e-4, -0.1), "negative")])
+def test_geometric_decay_refuses_what_is_not_a_schedule(args, match):
+    with pytest.raises(ValueError, match=match):
+        geometric_decay(*args)
