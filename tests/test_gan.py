@@ -523,3 +523,47 @@ def test_a_third_convolution_in_d_is_an_option_of_the_dcgan():
     assert np.isfinite(list(logged.values())).all()
     with pytest.raises(ValueError, match="convs must be 2 or 3"):
         models.build("dcgan", {**small, "d_convs": "4"}, np.random.default_rng(0))
+
+
+def test_which_critics_score_each_example_alone():
+    """Read from the layers' specs: no batch norm, no dropout, no layer minigen cannot read."""
+    from minigen.models import gan as gan_module
+    from minigen.models.dcgan import dcgan
+    from minigen.models.progressive import ProgressiveGAN
+
+    alone = gan_module.scores_each_example_alone
+    assert alone(mlp_gan().discriminator) and alone(dcgan(width=8, critic_norm="none").discriminator)
+    assert alone(dcgan(width=8, critic_norm="layer").discriminator)  # layer norm: each example's own statistics
+    assert not alone(dcgan(width=8, critic_norm="batch").discriminator)
+    assert not alone(nn.Sequential(nn.Dense(4), nn.Dropout(0.5), nn.Dense(1)))
+    assert not alone(ProgressiveGAN().discriminator)  # its minibatch standard deviation, and no spec
+
+
+@pytest.mark.parametrize("norm, calls", [("none", 1), ("batch", 2)])
+def test_a_critic_step_scores_real_and_fake_in_one_call_only_without_batch_statistics(monkeypatch, norm, calls):
+    """D without batch norm sees the real and the fake minibatch in one call, with the same loss and
+    the same update as two calls give (to float rounding); with batch norm, two calls, each half
+    normalised by its own statistics."""
+    from minigen.models import gan as gan_module
+    from minigen.models.dcgan import dcgan
+
+    def one_step(two_calls):
+        gan = dcgan(width=8, critic_norm=norm)
+        params = gan.init(np.random.default_rng(0))
+        if two_calls:
+            monkeypatch.setattr(gan_module, "scores_each_example_alone", lambda layer: False)
+        seen = []
+        critic = gan.critic
+        gan.critic = lambda d_params, d_in, train=False: seen.append(len(d_in)) or critic(d_params, d_in, train)
+        step, _, _ = RECIPES["gan"].train_step(gan, params, np.random.default_rng(1))
+        metrics = step((np.random.default_rng(2).random((16, 1, 28, 28), dtype=np.float32),))
+        monkeypatch.undo()
+        return metrics, leaves(params["discriminator"]), seen
+
+    joint, d_joint, seen = one_step(two_calls=False)
+    apart, d_apart, _ = one_step(two_calls=True)
+    assert seen[:calls] == [32 // calls] * calls  # D's step: real and fake, in one call of 32 or two of 16
+    for key in ("d_loss", "d_real", "d_fake", "g_loss"):
+        assert joint[key] == pytest.approx(apart[key], rel=1e-5), key
+    for a, b in zip(d_joint, d_apart):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
