@@ -155,19 +155,6 @@ def has_batch_norm(layer):
     return kind == "BatchNorm" or any(has_batch_norm(sub) for sub in settings.get("layers", ()))
 
 
-# Layers whose output for an example depends on that example alone (by their spec's kind). Not
-# batch norm (batch statistics), not dropout (one draw over the batch), not a layer without a spec.
-PER_EXAMPLE_KINDS = {"Dense", "Conv2d", "ConvTranspose2d", "LayerNorm", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-                     "Softplus", "Reshape", "Flatten", "Sequential"}
-
-
-def scores_each_example_alone(layer):
-    """Whether a Layer maps each example on its own, at any depth of Sequential nesting (read from its
-    spec): then scoring two minibatches in one call gives the same scores as two calls."""
-    kind, settings = (layer.spec or (None, {}))
-    return kind in PER_EXAMPLE_KINDS and all(scores_each_example_alone(sub) for sub in settings.get("layers", ()))
-
-
 def check_penalty_critic(gan):
     """Refuse a critic with batch norm under a gradient penalty (Gulrajani et al. 2017, §4, "No critic
     batch normalization"): the penalty asks each example's own gradient ∇_x D(x) to have norm 1, but
@@ -210,22 +197,9 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     def critic(d_params, d_in):
         return gan.critic(d_params, d_in, train=True)
 
-    # A critic that scores each example on its own (the DCGAN demo's D, without batch norm) scores the
-    # real and the fake minibatch in one call: the same scores, half the layer calls, and matrix
-    # products twice as wide (benchmarks/README.md, "What was tried"). With batch norm each half must
-    # be normalised by its own statistics, as the papers' D steps do, so it takes two calls.
-    one_call = type(gan).critic is GAN.critic and scores_each_example_alone(gan.discriminator)
-
-    def critic_scores(d_params, real_in, fake_in):
-        """(D(real), D(fake)): (M, *d_input_shape()) each -> (M, 1) each."""
-        if not one_call:
-            return critic(d_params, real_in), critic(d_params, fake_in)
-        scores = critic(d_params, np.concatenate([real_in, fake_in]))
-        return scores[:len(real_in)], scores[len(real_in):]
-
     def critic_objective(d_params, real, fake, y, eps):
         real_in, fake_in = gan.d_input(real, y), gan.d_input(fake, y)
-        real_scores, fake_scores = critic_scores(d_params, real_in, fake_in)
+        real_scores, fake_scores = critic(d_params, real_in), critic(d_params, fake_in)
         seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
         loss = d_loss(real_scores, fake_scores)
         if gp_weight:  # the penalty differentiates the very function the loss scores with
