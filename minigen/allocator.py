@@ -13,8 +13,9 @@ keep_freed_memory() raises both thresholds with glibc's mallopt(3): blocks up to
 come from the heap, and up to `keep_mb` of free heap stays mapped, so every step reuses
 the pages of the step before. The peak resident memory does not grow (a step's arrays
 need the same pages either way); between steps, up to `keep_mb` more stays resident.
-minigen.train.train_epochs calls it; it is process-wide, so torch code in the same
-process is affected too. Without glibc (macOS, musl) it changes nothing.
+minigen.train.train_epochs calls it; a loop of your own that calls a step directly should
+call it once before the first step (benchmarks/gan_quality.py does). It is process-wide, so
+torch code in the same process is affected too. Without glibc (macOS, musl) it changes nothing.
 """
 import ctypes
 import ctypes.util
