@@ -88,6 +88,25 @@ def test_every_pass_of_an_update_stays_in_float32(case):
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_an_update_in_blocks_gives_the_bits_of_one_pass_over_the_whole_buffer(case):
+    # step() runs update over cache-sized blocks (optim.BLOCK); every rule is elementwise,
+    # so blocks of 5 of the 27 parameters (the last one ragged) must change no bit.
+    ours, _ = CASES[case]
+    dtype = np.float64 if case.endswith("float64") else np.float32
+    whole, loss, _ = least_squares(dtype=dtype)
+    blocks = {k: v.copy() for k, v in whole.items()}
+    o_whole, o_blocks = ours(whole), ours(blocks)
+    o_blocks.block = 5
+    assert o_whole.block >= o_whole.flat.size
+    for _ in range(20):
+        o_whole.step(grad(loss)(whole))
+        o_blocks.step(grad(loss)(blocks))
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], blocks[k])
+    assert not np.array_equal(whole["W"], least_squares(dtype=dtype)[0]["W"])
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_state_dict_round_trip_continues_the_same_trajectory(case):
     ours, _ = CASES[case]
     p1, loss, _ = least_squares()
