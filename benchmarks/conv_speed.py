@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from autograd import grad  # noqa: E402
 
 from minigen import ops  # noqa: E402
+from minigen.allocator import keep_freed_memory  # noqa: E402
 
 # (name, transposed?, input shape, weight shape, stride, padding)
 CASES = [
@@ -74,6 +75,7 @@ def bench_case(name, transposed, xshape, wshape, stride, padding, reps):
 def main():
     args = parse_args()
     header = machine_header(args.threads)
+    keep_freed_memory()  # as minigen.train.train_epochs does, and run.py's children (its conv row)
     rows = [bench_case(*case, args.reps) for case in CASES]
     total_ours, total_theirs = sum(r["minigen_ms"] for r in rows), sum(r["torch_ms"] for r in rows)
     print(f"conv forward+backward (grads of x and w), batch 64, median of {args.reps}\n{header}\n")
