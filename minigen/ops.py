@@ -23,9 +23,9 @@ code of your own that autograd differentiates in the same process is affected to
 """
 import autograd.numpy as np
 import numpy as onp
-from autograd.extend import defvjp, primitive
+from autograd.extend import defvjp, defvjp_argnums, primitive
 from autograd.numpy.numpy_vjps import unbroadcast_f
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minigen import autograd_patches  # noqa: F401 (installs float32 VJPs of mean, var, std, max, min)
@@ -107,8 +107,12 @@ def _conv_transpose2d(y, w, stride, padding, out_hw):
 @primitive
 def _conv2d_grad_weight(x, g, kernel, stride, padding):
     """dL/dw of conv2d: x (N, C, H, W), g = dL/dy (N, O, Ho, Wo) -> (O, C, kh, kw)."""
-    cols = _im2col(x, kernel, stride, padding, g.shape[2:])  # (C*kh*kw, Ho*Wo*N)
-    return onp.matmul(channel_rows(g), cols.T).reshape(g.shape[1], x.shape[1], *kernel)
+    return _grad_weight_from_cols(_im2col(x, kernel, stride, padding, g.shape[2:]), g, kernel)
+
+
+def _grad_weight_from_cols(cols, g, kernel):
+    """cols = im2col of conv2d's input x (C*kh*kw, Ho*Wo*N), g = dL/dy (N, O, Ho, Wo) -> dL/dw (O, C, kh, kw)."""
+    return onp.matmul(channel_rows(g), cols.T).reshape(g.shape[1], -1, *kernel)
 
 
 # The VJPs. Each primitive is bilinear in its two array arguments, so the VJP for
@@ -118,11 +122,29 @@ defvjp(
     lambda ans, x, w, stride, padding: lambda g: _conv_transpose2d(g, w, stride, padding, x.shape[2:]),
     lambda ans, x, w, stride, padding: lambda g: _conv2d_grad_weight(x, g, w.shape[2:], stride, padding),
 )
-defvjp(
-    _conv_transpose2d,
-    lambda ans, y, w, stride, padding, out_hw: lambda g: _conv2d(g, w, stride, padding),
-    lambda ans, y, w, stride, padding, out_hw: lambda g: _conv2d_grad_weight(g, y, w.shape[2:], stride, padding),
-)
+
+
+def _conv_transpose2d_vjp(argnums, ans, args, kwargs):
+    """Both gradients of a transposed convolution read the columns of im2col(g):
+    dL/dy = conv2d(g, w) multiplies them by w, dL/dw = conv2d_grad_weight(g, y) by y.
+    When both are wanted (a generator's layer) and no gradient of this gradient is being
+    traced, the columns are built once, not twice; otherwise each is its primitive."""
+    y, w, stride, padding, _ = args
+    grads = {0: lambda g: _conv2d(g, w, stride, padding),
+             1: lambda g: _conv2d_grad_weight(g, y, w.shape[2:], stride, padding)}
+
+    def vjp(g):
+        if tuple(argnums) != (0, 1) or any(isbox(a) for a in (g, y, w)):
+            return tuple(grads[i](g) for i in argnums)
+        cols = _im2col(g, w.shape[2:], stride, padding, y.shape[2:])  # (Cout*kh*kw, H*W*N)
+        dy = batch_first(onp.matmul(w.reshape(len(w), -1), cols), len(y), y.shape[2:])  # as _conv2d(g, w)
+        return dy, _grad_weight_from_cols(cols, y, w.shape[2:])
+
+    return vjp
+
+
+defvjp_argnums(_conv_transpose2d, _conv_transpose2d_vjp)
+
 defvjp(
     _conv2d_grad_weight,
     lambda ans, x, g, kernel, stride, padding: lambda v: _conv_transpose2d(g, v, stride, padding, x.shape[2:]),

@@ -102,6 +102,19 @@ def test_conv_gradients_match_finite_differences(transpose, data):
 
 
 @given(data=st.data())
+def test_conv_transpose_gradients_taken_together_equal_those_taken_one_at_a_time(data):
+    # With both asked for, ops._conv_transpose2d_vjp builds im2col(g) once for the two; taken one
+    # at a time each is its own primitive. Same products on the same columns: the same bits.
+    x, w, b, s, p, op = data.draw(conv_case(transpose=True))
+    r = np.random.default_rng(5).standard_normal(mg_conv(x, w, b, s, p, op, True).shape).astype(np.float32)
+    loss = lambda x_, w_: anp.sum(mg_conv(x_, w_, b, s, p, op, True) * r)
+    together = grad(lambda xw: loss(*xw))((x, w))
+    for argnum, g in enumerate(together):
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, grad(loss, argnum)(x, w))
+
+
+@given(data=st.data())
 def test_conv_transpose_is_the_adjoint_of_conv(data):
     """<conv2d(x, w), y> = <x, conv_transpose2d(y, w)> for every x, y."""
     x, w, _, s, p, _ = data.draw(conv_case())
