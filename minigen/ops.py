@@ -307,9 +307,23 @@ def leaky_relu(x, negative_slope=0.2):
     return (onp.maximum if negative_slope <= 1 else onp.minimum)(x, negative_slope * x)
 
 
-# g on the positive side, slope * g on the other, as two masked products (a mask times g is
-# exact, and the sum adds a zero): linear in g, so WGAN-GP's double backprop can differentiate it.
-defvjp(leaky_relu, lambda ans, x, negative_slope=0.2: lambda g: g * (x > 0) + (negative_slope * g) * (x <= 0))
+def _leaky_relu_slope(x, negative_slope=0.2):
+    """d leaky_relu(x) / dx: 1 where x > 0, negative_slope elsewhere; shaped and laid out like x.
+
+    A constant as far as autograd can see (the slope jumps, it has no derivative), so the VJP
+    g * _leaky_relu_slope(x) is linear in g, and WGAN-GP's double backprop differentiates it.
+    Built as max(mask, slope) over the float mask, then one product with g: four passes, where
+    the two masked products g * (x > 0) + (slope g) * (x <= 0) took six, and a demo-width DCGAN
+    step 13 % longer on an Intel Xeon (benchmarks/README.md). The same numbers, to the bit.
+    """
+    x = getval(x)
+    above = (x > 0).astype(x.dtype)  # 1 or 0, in x's memory order
+    if 0 <= negative_slope <= 1:
+        return onp.maximum(above, negative_slope, out=above)  # max(1, slope) = 1, max(0, slope) = slope
+    return above + (1 - above) * negative_slope  # any other slope: 1 + 0 or 0 + slope, each exact
+
+
+defvjp(leaky_relu, lambda ans, x, negative_slope=0.2: lambda g: g * _leaky_relu_slope(x, negative_slope))
 
 
 def log_softmax(logits, axis=-1):
