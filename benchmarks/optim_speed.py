@@ -39,26 +39,20 @@ def main():
     args = parse_args()
     header = machine_header(args.threads)
     keep_freed_memory()  # as the training loop does
-    shapes = [p.shape for p in leaves(VAE().init(np.random.default_rng(0)))]
-    grads = [np.random.default_rng(1).standard_normal(shape, dtype=np.float32) * 1e-2 for shape in shapes]
-    variants = {}
-    for name, whole in (("minigen, blocks", False), ("minigen, one pass", True)):
-        opt = Adam(VAE().init(np.random.default_rng(0)))  # the same weights for both
-        if whole:
-            opt.block = opt.flat.size
-        variants[name] = (opt, opt.step)
-    tensors = [torch.from_numpy(p.copy()).requires_grad_() for p in leaves(VAE().init(np.random.default_rng(0)))]
+    initial = lambda: VAE().init(np.random.default_rng(0))  # the same weights for every optimiser
+    opts = {"minigen, blocks": Adam(initial()), "minigen, one pass": Adam(initial())}
+    opts["minigen, one pass"].block = opts["minigen, one pass"].flat.size
+    grads = [np.random.default_rng(1).standard_normal(p.shape, dtype=np.float32) * 1e-2 for p in leaves(initial())]
+    tensors = [torch.from_numpy(p).requires_grad_() for p in leaves(initial())]
     for t, g in zip(tensors, grads):
         t.grad = torch.from_numpy(g)
     torch_default, torch_foreach = torch.optim.Adam(tensors, lr=1e-3), torch.optim.Adam(tensors, lr=1e-3, foreach=True)
-    fns = [lambda step=step: step(grads) for _, step in variants.values()]
-    fns += [torch_default.step, torch_foreach.step]
+    fns = [lambda opt=opt: opt.step(grads) for opt in opts.values()] + [torch_default.step, torch_foreach.step]
     medians = interleaved_medians(fns, args.reps)
-    a, b = (opt.flat for opt, _ in variants.values())
-    n = a.size
-    print(f"Adam step on the MLP VAE's {n:,} parameters (784-400-20), median of {args.reps}\n{header}\n")
+    a, b = (opt.flat for opt in opts.values())
+    print(f"Adam step on the MLP VAE's {a.size:,} parameters (784-400-20), median of {args.reps}\n{header}\n")
     print("| update | ms |\n|---|---|")
-    names = [*variants, "torch.optim.Adam (its CPU default)", "torch.optim.Adam, foreach=True"]
+    names = [*opts, "torch.optim.Adam (its CPU default)", "torch.optim.Adam, foreach=True"]
     for name, seconds in zip(names, medians):
         print(f"| {name} | {1000 * seconds:.2f} |")
     print(f"\nminigen's blocks and one pass, parameters after {args.reps + 3} steps: "
