@@ -347,6 +347,24 @@ def Sequential(*layers):
     return Layer(name, init, apply, ("Sequential", {"layers": layers}))
 
 
+EVAL_CHUNK = 500  # examples per pass when a network maps many in eval mode (in_chunks)
+
+
+def in_chunks(fn, *arrays, size=None):
+    """fn(*arrays) computed on `size` (default EVAL_CHUNK) examples at a time, the outputs joined
+    along axis 0 (an entry of `arrays` may be None, passed on as None).
+
+    A network in eval mode maps each example on its own (batch norm uses its running
+    statistics), so slicing the batch changes no output, only the memory: a transposed
+    convolution's columns for 10,000 samples of the DCGAN's generator at once take ~1 GB.
+    Not for train mode, where batch statistics mix the examples.
+    """
+    n, size = len(arrays[0]), size or EVAL_CHUNK
+    if n <= size:
+        return fn(*arrays)
+    return onp.concatenate([fn(*(a if a is None else a[i:i + size] for a in arrays)) for i in range(0, n, size)])
+
+
 def check_input(x, where="input", checked=False):
     """Raise a clear error unless x is a finite floating-point array: the one input check of every layer
     with parameters and of Sequential, which checks its input once and tells its layers (checked=True)."""

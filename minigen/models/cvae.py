@@ -17,7 +17,7 @@ turns class-conditional likelihoods into p(y|x) ∝ p(x|y) p(y) (minigen.apps.ba
 import autograd.numpy as np
 import numpy as onp
 
-from minigen import losses
+from minigen import losses, nn
 from minigen.data import binarize
 from minigen.models.vae import VAE, VAEConfig
 from minigen.ops import append_condition, one_hot
@@ -84,9 +84,11 @@ class CVAE:
         return self.given(y).reconstruct(params, x)
 
     def sample(self, params, rng, labels):
-        """Class-conditional generation: one image per label (N,), z ~ N(0, I), x = E[x|z,y]."""
-        labels = onp.asarray(labels)
-        return self.given(labels).sample(params, rng, len(labels))
+        """Class-conditional generation: one image per label (N,), z ~ N(0, I), x = E[x|z,y]
+        (the z drawn as VAE.sample draws them, decoded a slice at a time: nn.in_chunks)."""
+        labels = self.given(labels).y  # given() refuses labels that are not of shape (N,)
+        z = rng.standard_normal((len(labels), self.cfg.latent), dtype=onp.float32)
+        return nn.in_chunks(lambda z, y: self.decode_mean(params, z, y), z, labels)
 
     def class_log_likelihoods(self, params, x, k, rng):
         """Estimates of log p(x|y) for every class y: x (N, 1, 28, 28) -> (N, n_classes) float32.
@@ -127,6 +129,12 @@ class LabelledVAE(VAE):
         # A z whose length is not a multiple of N fails the label-shape check in one_hot.
         reps = max(1, onp.shape(z)[0] // max(1, len(self.y)))
         return self.cvae.decode(params, z, onp.tile(self.y, reps))
+
+    def sample(self, params, rng, n):
+        # VAE.sample decodes z in slices, which would part z from these labels: CVAE.sample slices both
+        if n != len(self.y):
+            raise ValueError(f"CVAE: {len(self.y)} labels are fixed, so sample n = {len(self.y)}, got {n}")
+        return self.cvae.sample(params, rng, self.y)
 
 
 # --- For `minigen train` -------------------------------------------------------------------

@@ -105,8 +105,10 @@ class GAN:
         return self.critic(d_params, self.d_input(x, y), train)
 
     def sample(self, params, rng, n, y=None, state=None):
-        """n fakes G(z), z ~ N(0, I): (n, *data_shape). y: (n,) labels for a ConditionalGAN."""
-        return self.generate(params["generator"], self.sample_latent(rng, n), y, state=state)
+        """n fakes G(z), z ~ N(0, I): (n, *data_shape). y: (n,) labels for a ConditionalGAN.
+        All n latents are drawn first, then G runs on a slice at a time (nn.in_chunks)."""
+        return nn.in_chunks(lambda z, y: self.generate(params["generator"], z, y, state=state),
+                            self.sample_latent(rng, n), y)
 
 
 # --- Architectures ---------------------------------------------------------------------

@@ -151,8 +151,9 @@ class VAE:
         return ops.sigmoid(self.decode(params, z))
 
     def sample(self, params, rng, n):
-        """n images (n, 1, 28, 28): z ~ N(0, I) = p(z), then the decoder's mean."""
-        return self.decode_mean(params, rng.standard_normal((n, self.cfg.latent), dtype=onp.float32))
+        """n images (n, 1, 28, 28): z ~ N(0, I) = p(z), then the decoder's mean (a slice at a time: nn.in_chunks)."""
+        return nn.in_chunks(lambda z: self.decode_mean(params, z),
+                            rng.standard_normal((n, self.cfg.latent), dtype=onp.float32))
 
     def reconstruct(self, params, x):
         """The decoder's mean at the encoder's mean: (N, 1, 28, 28) in [0, 1]."""

@@ -122,8 +122,9 @@ class VAEGAN:
         return self.head.apply(d_params["head"], self.dis_l(d_params, x))
 
     def sample(self, params, rng, n):
-        """n images Dec(z), z ~ N(0, I): (n, 1, 28, 28) in [0, 1]."""
-        return self.decode(params["decoder"], rng.standard_normal((n, self.cfg.latent), dtype=onp.float32))
+        """n images Dec(z), z ~ N(0, I): (n, 1, 28, 28) in [0, 1] (a slice at a time: nn.in_chunks)."""
+        return nn.in_chunks(lambda z: self.decode(params["decoder"], z),
+                            rng.standard_normal((n, self.cfg.latent), dtype=onp.float32))
 
     def reconstruct(self, params, x):
         """Dec at the encoder's mean: (N, 1, 28, 28) -> (N, 1, 28, 28)."""
