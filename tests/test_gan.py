@@ -482,6 +482,37 @@ def test_the_gradient_penalty_is_an_option_of_the_cross_entropy_gan_too(model, o
         models.build("gan", {"hidden": "8", "gp": "-1"}, np.random.default_rng(0))
 
 
+def test_a_lazy_penalty_enters_every_kth_critic_step_at_k_times_the_weight(rng, monkeypatch):
+    """gp_every=3 (lazy regularisation): the penalty on critic steps 0, 3, 6, ... of D's optimiser,
+    at weight 3λ, logged at λ; a step resumed from D's optimiser state keeps the schedule."""
+    gan = toy_gan(hidden=8, depth=2)
+    params = gan.init(rng)
+    weights, original = [], losses.gradient_penalty
+    monkeypatch.setattr(losses, "gradient_penalty",
+                        lambda *args: weights.append(args[-1]) or original(*args))
+    d_opt = SGD(params["discriminator"])
+    step = make_gan_step(gan, params, SGD(params["generator"]), d_opt, rng, losses.wgan_critic_loss,
+                         losses.wgan_generator_loss, n_critic=2, gp_weight=10.0, logits=False, gp_every=3)
+    logs = [step((ring(rng, 2 * 8).x,)) for _ in range(4)]  # critic steps 0-7
+    assert weights == [30.0, 30.0, 30.0]  # steps 0, 3, 6
+    assert all(log["gp"] > 0 for log in logs)
+    d_opt.t = 2  # as if loaded from a checkpoint after two critic steps: the next one is penalised
+    weights.clear()
+    step((ring(rng, 2 * 8).x,))
+    assert weights == [30.0]
+    with pytest.raises(ValueError, match="gp_every must be a positive integer"):
+        make_gan_step(gan, params, SGD(params["generator"]), d_opt, rng, gp_weight=10.0, gp_every=0)
+
+
+def test_gp_every_needs_a_penalty_to_space_out():
+    from minigen import models
+    options = {"width": "2", "latent": "4", "norm": "none"}
+    trainable = models.build("dcgan", {**options, "gp": "10", "gp_every": "4"}, np.random.default_rng(0))
+    assert "gp" in trainable.step((np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32),))
+    with pytest.raises(ValueError, match="gp_every=4 spaces out a gradient penalty, but this recipe has none"):
+        models.build("dcgan", {**options, "gp_every": "4"}, np.random.default_rng(0))
+
+
 @pytest.mark.parametrize("model, options", [("wgan", {"hidden": "8"}),
                                             ("dcgan", {"width": "2", "latent": "4", "loss": "wgan", "norm": "none"})])
 def test_the_clipping_bound_is_an_option_of_the_weight_clipped_critic(model, options):

@@ -82,6 +82,7 @@ class DCGANConfig:
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing (gan_options.with_label_smoothing); 0: off
     gp: float = 0.0  # a gradient penalty's weight on D (gan_options.with_gradient_penalty); 0: the recipe's
+    gp_every: int = 1  # critic steps per penalty: lazy regularisation (gan_options.with_gradient_penalty)
     clip: float = 0.0  # loss=wgan: the clipping bound (gan_options.with_weight_clipping); 0: the recipe's
     d_convs: int = 2  # D's convolutions: 2 (the paper's) or 3 (dcgan_discriminator)
     beta1: float = 0.5  # Adam's β1 (gan_options.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum

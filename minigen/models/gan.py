@@ -170,7 +170,8 @@ def check_penalty_critic(gan):
 
 
 def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_loss,
-                  g_loss=losses.generator_loss_nonsaturating, n_critic=1, clip=None, gp_weight=0.0, logits=True):
+                  g_loss=losses.generator_loss_nonsaturating, n_critic=1, clip=None, gp_weight=0.0, logits=True,
+                  gp_every=1):
     """step(batch) -> metrics: one generator iteration of alternating training.
 
     batch[0]: (n_critic·B, *data_shape) real examples (and batch[1]: their labels (n_critic·B,)
@@ -185,6 +186,12 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     False (WGAN, hinge): they are the raw critic values. Logged per call, means over
     its critic steps: d_real = mean D(x), d_fake = mean D(G(z)) (before D's update),
     d_loss, gp (the penalty, if any), d_grad_norm; and g_loss, g_grad_norm of G's step.
+
+    gp_every > 1: lazy regularisation (Karras et al. 2020, StyleGAN2, Appendix B): the penalty
+    enters D's loss only on every gp_every-th critic step, at weight gp_every·gp_weight, so that
+    on average it weighs the same at a fraction of the cost of its second derivatives. The steps
+    are counted by D's optimiser, which a checkpoint keeps, so a resumed run keeps the schedule;
+    between penalised steps the log repeats the last penalty measured (at weight gp_weight).
     """
     if int(n_critic) != n_critic or n_critic < 1:
         raise ValueError(f"n_critic must be a positive int, got {n_critic!r}")
@@ -192,6 +199,8 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
         raise ValueError(f"clip must be positive (weights are clipped to [-clip, clip]), got {clip}")
     if gp_weight:
         check_penalty_critic(gan)
+    if int(gp_every) != gp_every or gp_every < 1:
+        raise ValueError(f"gp_every must be a positive integer, got {gp_every!r}")
     g_params, d_params = params["generator"], params["discriminator"]
     show = ops.sigmoid if logits else (lambda s: s)
     seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
@@ -199,14 +208,14 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     def critic(d_params, d_in):
         return gan.critic(d_params, d_in, train=True)
 
-    def critic_objective(d_params, real, fake, y, eps):
+    def critic_objective(d_params, real, fake, y, eps, penalty_weight):
         real_in, fake_in = gan.d_input(real, y), gan.d_input(fake, y)
         real_scores, fake_scores = critic(d_params, real_in), critic(d_params, fake_in)
         seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
         loss = d_loss(real_scores, fake_scores)
-        if gp_weight:  # the penalty differentiates the very function the loss scores with
-            penalty = losses.gradient_penalty(critic, d_params, real_in, fake_in, eps, gp_weight)
-            seen["gp"] = float(getval(penalty))
+        if penalty_weight:  # the penalty differentiates the very function the loss scores with
+            penalty = losses.gradient_penalty(critic, d_params, real_in, fake_in, eps, penalty_weight)
+            seen["gp"] = float(getval(penalty)) * gp_weight / penalty_weight  # logged at weight gp_weight
             loss = loss + penalty
         return loss
 
@@ -220,7 +229,8 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
         real = gan.process_reals(real)
         fake = gan.generate(g_params, gan.sample_latent(rng, len(real)), y, train=True)  # G held fixed here
         eps = rng.random(len(real) // gan.pack_size, dtype=onp.float32)  # one ε per packed input
-        value, grads = critic_value_and_grad(d_params, real, fake, y, eps)
+        penalty_weight = gp_weight * gp_every if gp_weight and d_opt.t % gp_every == 0 else 0.0
+        value, grads = critic_value_and_grad(d_params, real, fake, y, eps, penalty_weight)
         d_norm = apply_gradients(d_opt, grads, "discriminator")  # the NaN guard, then the step
         if clip is not None:
             clip_weights(d_params, clip)
@@ -260,6 +270,7 @@ class Recipe:
     clip: float | None = None
     gp_weight: float = 0.0
     logits: bool = True  # D's outputs are logits (False: critic values)
+    gp_every: int = 1  # critic steps per gradient penalty (lazy regularisation, make_gan_step)
 
     def optimizers(self, params, lr=None):
         """(g_opt, d_opt) for params {"generator", "discriminator"}; lr overrides the recipe's."""
@@ -273,7 +284,7 @@ class Recipe:
         """(step, g_opt, d_opt): make_gan_step with this recipe's losses and settings."""
         g_opt, d_opt = self.optimizers(params, lr)
         step = make_gan_step(gan, params, g_opt, d_opt, rng, self.d_loss, self.g_loss, self.n_critic,
-                             self.clip, self.gp_weight, self.logits)
+                             self.clip, self.gp_weight, self.logits, self.gp_every)
         return step, g_opt, d_opt
 
 
@@ -314,9 +325,10 @@ class GANConfig:
 
 
 def configured_recipe(name, cfg):
-    """RECIPES[name] with a model config's `smooth`, `gp` and (if it has them) `clip` and `beta1` options applied."""
+    """RECIPES[name] with a model config's `smooth`, `gp` and (if it has them) `gp_every`, `clip` and `beta1`
+    options applied."""
     recipe = gan_options.with_label_smoothing(RECIPES[name], cfg.smooth)
-    recipe = gan_options.with_gradient_penalty(recipe, cfg.gp)
+    recipe = gan_options.with_gradient_penalty(recipe, cfg.gp, getattr(cfg, "gp_every", 1))
     recipe = gan_options.with_weight_clipping(recipe, getattr(cfg, "clip", 0.0))
     return gan_options.with_adam_beta1(recipe, getattr(cfg, "beta1", None))
 

@@ -23,15 +23,24 @@ def with_label_smoothing(recipe, smooth):
                                                                 real_label=1 - smooth))
 
 
-def with_gradient_penalty(recipe, weight):
+def with_gradient_penalty(recipe, weight, every=1):
     """The recipe with WGAN-GP's penalty λ·E(|∇D(x̂)| − 1)² (losses.gradient_penalty) added to D's loss
     at weight λ; 0 keeps the recipe's. The penalty helps the cross-entropy GAN as well: Fedus et al.
     2018 ("Many Paths to Equilibrium") train the non-saturating GAN with it, and Kurach et al. 2019
     ("A Large-Scale Study of Regularization and Normalization in GANs") recommend it beside
-    spectral normalisation."""
+    spectral normalisation.
+
+    every > 1: lazy regularisation (Karras et al. 2020, "Analyzing and Improving the Image Quality
+    of StyleGAN", Appendix B): the penalty only on every `every`-th critic step, at weight every·λ
+    (make_gan_step's gp_every)."""
     if weight < 0:
         raise ValueError(f"gp (the gradient penalty's weight) must be >= 0, e.g. 10; got {weight}")
-    return dataclasses.replace(recipe, gp_weight=weight) if weight else recipe
+    if int(every) != every or every < 1:
+        raise ValueError(f"gp_every (critic steps per penalty) must be a positive integer, e.g. 8; got {every}")
+    recipe = dataclasses.replace(recipe, gp_weight=weight) if weight else recipe
+    if every != 1 and not recipe.gp_weight:
+        raise ValueError(f"gp_every={every} spaces out a gradient penalty, but this recipe has none: set gp too")
+    return dataclasses.replace(recipe, gp_every=int(every))
 
 
 def with_weight_clipping(recipe, c):
