@@ -1,7 +1,7 @@
 """DCGAN on MNIST (Radford, Metz & Chintala 2016), sized for a laptop CPU.
 
     python demos/dcgan_mnist.py                   # 15 minutes of training (README, GAN table)
-    python demos/dcgan_mnist.py --preset long     # an hour, with a lazy gradient penalty on D (README: 28.5 against 35.1 without)
+    python demos/dcgan_mnist.py --preset long     # an hour with a lazy gradient penalty on D (FID 28.5, README)
     python demos/dcgan_mnist.py --preset before   # the earlier default: batch norm in D too
     python demos/dcgan_mnist.py --preset paper    # the paper's settings: 64 channels, lr 2e-4, no averaging
     python demos/dcgan_mnist.py --sample --epochs 1 --minutes 1   # the packaged sample: a smoke run
