@@ -504,13 +504,17 @@ def test_a_lazy_penalty_enters_every_kth_critic_step_at_k_times_the_weight(rng, 
         make_gan_step(gan, params, SGD(params["generator"]), d_opt, rng, gp_weight=10.0, gp_every=0)
 
 
-def test_gp_every_needs_a_penalty_to_space_out():
+@pytest.mark.parametrize("model, options", [("gan", {"hidden": "8"}),
+                                            ("dcgan", {"width": "2", "latent": "4", "norm": "none"}),
+                                            ("cgan", {"hidden": "8"})])
+def test_gp_every_needs_a_penalty_to_space_out(model, options):
     from minigen import models
-    options = {"width": "2", "latent": "4", "norm": "none"}
-    trainable = models.build("dcgan", {**options, "gp": "10", "gp_every": "4"}, np.random.default_rng(0))
-    assert "gp" in trainable.step((np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32),))
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4, 1, 28, 28), dtype=np.float32), np.arange(4)
+    trainable = models.build(model, {**options, "gp": "10", "gp_every": "4"}, np.random.default_rng(0))
+    assert "gp" in trainable.step((x, y) if trainable.needs_labels else (x,))
     with pytest.raises(ValueError, match="gp_every=4 spaces out a gradient penalty, but this recipe has none"):
-        models.build("dcgan", {**options, "gp_every": "4"}, np.random.default_rng(0))
+        models.build(model, {**options, "gp_every": "4"}, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("model, options", [("wgan", {"hidden": "8"}),

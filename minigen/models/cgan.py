@@ -105,6 +105,7 @@ class CGANConfig:
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing (gan_options.with_label_smoothing); 0: off
     gp: float = 0.0  # a gradient penalty's weight on D (gan_options.with_gradient_penalty); 0: the recipe's
+    gp_every: int = 1  # critic steps per penalty: lazy regularisation (gan_options.with_gradient_penalty)
 
 
 def build(name, options, rng, lr=None):

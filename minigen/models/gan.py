@@ -321,14 +321,15 @@ class GANConfig:
     ema: float = 0.0  # decay of the averaged generator (minigen.averaging), e.g. 0.999; 0: off
     smooth: float = 0.0  # one-sided label smoothing: D's target for real digits is 1 - smooth; 0: off
     gp: float = 0.0  # the gradient penalty's weight λ on D (minigen.models.gan_options); 0: the recipe's (wgan-gp: 10)
+    gp_every: int = 1  # critic steps per penalty: lazy regularisation (gan_options.with_gradient_penalty)
     clip: float = 0.0  # WGAN's clipping bound c (minigen.models.gan_options); 0: the recipe's (wgan: 0.01)
 
 
 def configured_recipe(name, cfg):
-    """RECIPES[name] with a model config's `smooth`, `gp` and (if it has them) `gp_every`, `clip` and `beta1`
+    """RECIPES[name] with a model config's `smooth`, `gp`, `gp_every` and (if it has them) `clip` and `beta1`
     options applied."""
     recipe = gan_options.with_label_smoothing(RECIPES[name], cfg.smooth)
-    recipe = gan_options.with_gradient_penalty(recipe, cfg.gp, getattr(cfg, "gp_every", 1))
+    recipe = gan_options.with_gradient_penalty(recipe, cfg.gp, cfg.gp_every)
     recipe = gan_options.with_weight_clipping(recipe, getattr(cfg, "clip", 0.0))
     return gan_options.with_adam_beta1(recipe, getattr(cfg, "beta1", None))
 
