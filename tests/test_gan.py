@@ -465,17 +465,24 @@ def test_mode_collapse_demo_smoke_run(tmp_path, monkeypatch):
         assert (tmp_path / name).stat().st_size > 0, name
 
 
-@pytest.mark.parametrize("model, options", [("gan", {"hidden": "8"}),
-                                            ("dcgan", {"width": "2", "latent": "4", "norm": "none"}),
-                                            ("cgan", {"hidden": "8"})])
+# The cross-entropy GANs that take a gradient penalty as an option, each tiny: (model, options)
+PENALISED_GANS = [("gan", {"hidden": "8"}), ("dcgan", {"width": "2", "latent": "4", "norm": "none"}),
+                  ("cgan", {"hidden": "8"})]
+
+
+def step_on_noise(trainable):
+    """One step on 4 random images (with labels 0-3 for a conditional model): its metrics."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4, 1, 28, 28), dtype=np.float32), np.arange(4)
+    return trainable.step((x, y) if trainable.needs_labels else (x,))
+
+
+@pytest.mark.parametrize("model, options", PENALISED_GANS)
 def test_the_gradient_penalty_is_an_option_of_the_cross_entropy_gan_too(model, options):
     """--set gp=10 adds WGAN-GP's penalty to the non-saturating GAN's D loss (Fedus et al. 2018)."""
     from minigen import models
-    rng = np.random.default_rng(1)
-    x, y = rng.random((4, 1, 28, 28), dtype=np.float32), np.arange(4)
-    plain, penalised = (models.build(model, {**options, **extra}, np.random.default_rng(0))
+    plain, penalised = (step_on_noise(models.build(model, {**options, **extra}, np.random.default_rng(0)))
                         for extra in ({}, {"gp": "10"}))
-    plain, penalised = (t.step((x, y) if t.needs_labels else (x,)) for t in (plain, penalised))
     assert "gp" not in plain and penalised["gp"] > 0
     assert penalised["d_loss"] > plain["d_loss"]  # the same logits, plus a positive penalty
     with pytest.raises(ValueError, match="gp=-1.0: must be a finite number >= 0"):
@@ -504,15 +511,11 @@ def test_a_lazy_penalty_enters_every_kth_critic_step_at_k_times_the_weight(rng, 
         make_gan_step(gan, params, SGD(params["generator"]), d_opt, rng, gp_weight=10.0, gp_every=0)
 
 
-@pytest.mark.parametrize("model, options", [("gan", {"hidden": "8"}),
-                                            ("dcgan", {"width": "2", "latent": "4", "norm": "none"}),
-                                            ("cgan", {"hidden": "8"})])
+@pytest.mark.parametrize("model, options", PENALISED_GANS)
 def test_gp_every_needs_a_penalty_to_space_out(model, options):
     from minigen import models
-    rng = np.random.default_rng(1)
-    x, y = rng.random((4, 1, 28, 28), dtype=np.float32), np.arange(4)
     trainable = models.build(model, {**options, "gp": "10", "gp_every": "4"}, np.random.default_rng(0))
-    assert "gp" in trainable.step((x, y) if trainable.needs_labels else (x,))
+    assert "gp" in step_on_noise(trainable)
     with pytest.raises(ValueError, match="gp_every=4 spaces out a gradient penalty, but this recipe has none"):
         models.build(model, {**options, "gp_every": "4"}, np.random.default_rng(0))
 
