@@ -148,6 +148,56 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
     return Layer(name, init, apply, ("ConvTranspose2d", {"stride": s, "padding": p, "output_padding": op}))
 
 
+SPECTRAL_WEIGHTS = {"Dense": "W", "Conv2d": "w", "ConvTranspose2d": "w"}  # the weight SpectralNorm divides
+
+
+def SpectralNorm(layer, warmup=10):
+    """Spectral normalisation (Miyato et al. 2018): `layer` (Dense, Conv2d or ConvTranspose2d)
+    with its weight W divided by σ(W), W's largest singular value, so that the layer is
+    1-Lipschitz and a critic built of such layers cannot sharpen without bound. A
+    convolution's kernel (O, C, kh, kw) is taken as the matrix (O, C·kh·kw), as in the paper.
+
+    σ by power iteration (the paper's Algorithm 1): v = Wᵀu/|Wᵀu|, u = Wv/|Wv|, σ = uᵀWv.
+    u lives in `state`, like batch norm's running statistics; each train-mode call takes one
+    iteration from the last u, enough because W moves little between steps (a first call
+    takes `warmup` iterations from a fixed start). In eval mode the stored u and v are used
+    unchanged. The gradient flows through W in σ = uᵀWv with u and v held constant: then
+    ∂σ/∂W = u vᵀ, the derivative of the largest singular value.
+    params: the wrapped layer's, unchanged (the normalised weight is computed, not stored).
+    """
+    kind = layer.spec[0] if layer.spec else None
+    if kind not in SPECTRAL_WEIGHTS:
+        raise ValueError(f"SpectralNorm wraps a layer with a weight matrix ({', '.join(SPECTRAL_WEIGHTS)}), "
+                         f"got {layer.name}")
+    key, name = SPECTRAL_WEIGHTS[kind], f"SpectralNorm({layer.name})"
+
+    def apply(params, x, *, train=False, state=None, **kwargs):
+        w = params[key]
+        matrix = onp.reshape(getval(w), (onp.shape(w)[0], -1))  # plain numbers: u and v are not differentiated
+        if state is None or "u" not in state:
+            u, v = power_iteration(matrix, onp.ones(matrix.shape[0], matrix.dtype), warmup)
+        elif train:
+            u, v = power_iteration(matrix, state["u"], 1)
+        else:
+            u, v = state["u"], state["v"]
+        if state is not None:
+            state["u"], state["v"] = u, v
+        sigma = np.dot(u, np.dot(np.reshape(w, matrix.shape), v))
+        return layer.apply({**params, key: w / sigma}, x, train=train, **kwargs)
+
+    return Layer(name, layer.init, apply, ("SpectralNorm", {"layer": layer, "warmup": warmup}))
+
+
+def power_iteration(matrix, u, iterations):
+    """(u, v): estimates of the top left and right singular vectors of matrix (m, n), refined from u (m,)."""
+    for _ in range(iterations):
+        v = matrix.T @ u
+        v = v / max(onp.linalg.norm(v), 1e-12)  # the floor guards the division for an all-zero weight
+        u = matrix @ v
+        u = u / max(onp.linalg.norm(u), 1e-12)
+    return u, v
+
+
 def _image_shape(name, input_shape):
     if len(input_shape) != 3:
         raise ValueError(f"{name}: expects image inputs (C, H, W), got {input_shape}; add Reshape() before it")
