@@ -157,9 +157,10 @@ def SpectralNorm(layer, warmup=10):
     1-Lipschitz and a critic built of such layers cannot sharpen without bound. A
     convolution's kernel (O, C, kh, kw) is taken as the matrix (O, C·kh·kw), as in the paper.
 
-    σ by power iteration (the paper's Algorithm 1): v = Wᵀu/|Wᵀu|, u = Wv/|Wv|, σ = uᵀWv.
-    u lives in `state`, like batch norm's running statistics; each train-mode call takes one
-    iteration from the last u, enough because W moves little between steps (a first call
+    σ by power iteration: u = Wv/|Wv|, v = Wᵀu/|Wᵀu|, σ = uᵀWv (the paper's Algorithm 1 takes
+    the same two half-steps from u; this order, from v, is torch's, which the tests match).
+    u and v live in `state`, like batch norm's running statistics; each train-mode call takes
+    one iteration from the last v, enough because W moves little between steps (a first call
     takes `warmup` iterations from a fixed start). In eval mode the stored u and v are used
     unchanged. The gradient flows through W in σ = uᵀWv with u and v held constant: then
     ∂σ/∂W = u vᵀ, the derivative of the largest singular value.
@@ -174,10 +175,10 @@ def SpectralNorm(layer, warmup=10):
     def apply(params, x, *, train=False, state=None, **kwargs):
         w = params[key]
         matrix = onp.reshape(getval(w), (onp.shape(w)[0], -1))  # plain numbers: u and v are not differentiated
-        if state is None or "u" not in state:
-            u, v = power_iteration(matrix, onp.ones(matrix.shape[0], matrix.dtype), warmup)
+        if state is None or "v" not in state:
+            u, v = power_iteration(matrix, onp.ones(matrix.shape[1], matrix.dtype), warmup)
         elif train:
-            u, v = power_iteration(matrix, state["u"], 1)
+            u, v = power_iteration(matrix, state["v"], 1)
         else:
             u, v = state["u"], state["v"]
         if state is not None:
@@ -188,13 +189,13 @@ def SpectralNorm(layer, warmup=10):
     return Layer(name, layer.init, apply, ("SpectralNorm", {"layer": layer, "warmup": warmup}))
 
 
-def power_iteration(matrix, u, iterations):
-    """(u, v): estimates of the top left and right singular vectors of matrix (m, n), refined from u (m,)."""
+def power_iteration(matrix, v, iterations):
+    """(u, v): estimates of the top left and right singular vectors of matrix (m, n), refined from v (n,)."""
     for _ in range(iterations):
-        v = matrix.T @ u
-        v = v / max(onp.linalg.norm(v), 1e-12)  # the floor guards the division for an all-zero weight
         u = matrix @ v
-        u = u / max(onp.linalg.norm(u), 1e-12)
+        u = u / max(onp.linalg.norm(u), 1e-12)  # the floor guards the division for an all-zero weight
+        v = matrix.T @ u
+        v = v / max(onp.linalg.norm(v), 1e-12)
     return u, v
 
 

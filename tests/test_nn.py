@@ -218,3 +218,57 @@ def test_layernorm_normalises_each_example_alone_the_same_in_train_and_eval(rng)
     np.testing.assert_allclose(y.reshape(5, -1).var(axis=1), 1, rtol=1e-4)
     np.testing.assert_array_equal(layer.apply(params, x[2:3], train=True), y[2:3])  # the batch does not matter
     np.testing.assert_array_equal(layer.apply(params, x, train=False), y)
+
+
+@given(seed=st.integers(0, 1000), m=st.integers(2, 6), n=st.integers(2, 6))
+def test_power_iteration_finds_the_largest_singular_value(seed, m, n):
+    """On a matrix U diag(s) Vᵀ whose top two singular values differ by 1.5x, 30 iterations (error
+    shrinking as (s2/s1)^2 per iteration) find s1 and its singular vectors."""
+    rng = np.random.default_rng(seed)
+    k = min(m, n)
+    u_basis, v_basis = (np.linalg.qr(rng.standard_normal((d, k)))[0] for d in (m, n))
+    s = np.sort(rng.uniform(0.1, 1.0, k))[::-1] * np.array([1.5] + [1.0] * (k - 1))
+    s[0] = max(s[0], 1.5 * s[1]) if k > 1 else s[0]
+    matrix = u_basis @ np.diag(s) @ v_basis.T
+    u, v = nn.power_iteration(matrix, np.ones(n), 30)
+    assert u @ matrix @ v == pytest.approx(s[0], rel=1e-6)
+    assert abs(u @ u_basis[:, 0]) == pytest.approx(1, rel=1e-6) and abs(v @ v_basis[:, 0]) == pytest.approx(1, rel=1e-6)
+
+
+def spectral_conv_and_its_torch_twin(seed):
+    """A SpectralNorm(Conv2d) with random weights, and torch's spectral_norm on the same conv."""
+    rng = np.random.default_rng(seed)
+    layer = nn.SpectralNorm(nn.Conv2d(4, 3, stride=2, padding=1))
+    _, params = layer.init(rng, (3, 7, 6))
+    params = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
+    ref = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(params["w"]))
+        ref.bias.copy_(torch.tensor(params["b"]))
+    return layer, params, torch.nn.utils.parametrizations.spectral_norm(ref), rng
+
+
+@given(seed=st.integers(0, 1000))
+def test_spectral_norm_matches_torch_in_train_and_eval_mode(seed):
+    """From the same u and v, one power iteration per train-mode call and none in eval mode, as
+    torch.nn.utils.parametrizations.spectral_norm does; the outputs and gradients agree."""
+    layer, params, ref, rng = spectral_conv_and_its_torch_twin(seed)
+    x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
+    state = {}
+    layer.apply(params, x, state=state)  # the warm-up fills state with u and v
+    twin = ref.parametrizations.weight[0]
+    with torch.no_grad():
+        twin._u.copy_(torch.tensor(state["u"]))
+        twin._v.copy_(torch.tensor(state["v"]))
+    r = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
+    for train in (True, True, False):
+        loss = lambda p_x, train=train: anp.sum(layer.apply(*p_x, train=train, state=state) * r)  # one iteration
+        ref.zero_grad()
+        tx = torch.tensor(x, requires_grad=True)
+        (ref.train(train)(tx) * torch.tensor(r)).sum().backward()
+        gp, gx = grad(loss)((params, x))
+        np.testing.assert_allclose(state["u"], twin._u.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(layer.apply(params, x, state=state), ref.eval()(tx).detach().numpy(),
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(gp["w"], ref.parametrizations.weight.original.grad.numpy(), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
