@@ -561,3 +561,42 @@ def test_a_third_convolution_in_d_is_an_option_of_the_dcgan():
     assert np.isfinite(list(logged.values())).all()
     with pytest.raises(ValueError, match="convs must be 2 or 3"):
         models.build("dcgan", {**small, "d_convs": "4"}, np.random.default_rng(0))
+
+
+def test_spectral_normalisation_is_an_option_of_the_dcgan():
+    """--set sn=true puts D's two convolutions and its logit layer under nn.SpectralNorm; the weights
+    it normalises stay the parameters, and each layer's power-iteration vectors are D's state."""
+    from minigen import models
+    small = {"width": "2", "latent": "4", "norm": "none"}
+    plain, normalised = (models.build("dcgan", {**small, "sn": sn}, np.random.default_rng(0))
+                         for sn in ("false", "true"))
+    shapes = lambda t: [np.shape(a) for p in t.params["discriminator"] for a in p.values()]
+    assert shapes(plain) == shapes(normalised)
+    step_on_noise(normalised)
+    state = normalised.state["discriminator"]
+    vectors = {layer: (s["u"].shape, s["v"].shape) for layer, s in state.items() if "u" in s}
+    assert vectors == {"0": ((2,), (16,)), "2": ((4,), (32,)), "5": ((196,), (1,))}
+    for layer, p in enumerate(normalised.params["discriminator"]):
+        if str(layer) in vectors:  # the estimate after 10 + 3 iterations, against the exact σ
+            weight = p.get("w", p.get("W"))
+            exact = np.linalg.norm(weight.reshape(len(weight), -1), 2)
+            estimate = state[str(layer)]["u"] @ weight.reshape(len(weight), -1) @ state[str(layer)]["v"]
+            assert estimate == pytest.approx(exact, rel=1e-2), layer
+    assert "u" not in str(plain.state)
+
+
+def test_a_spectrally_normalised_dcgan_resumes_bit_for_bit(tmp_path):
+    """The power iteration's vectors go into the checkpoint with batch norm's statistics: one epoch
+    and a resumed second one end where two straight epochs do."""
+    from minigen.checkpoint import read_arrays
+    from minigen.cli import main
+    args = ["dcgan", "--sample", "--batch-size", "500", "--set", "width=2", "--set", "latent=4",
+            "--set", "norm=none", "--set", "sn=true"]
+    assert main(["train", *args, "--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
+    assert main(["train", *args, "--epochs", "1", "--out", str(tmp_path / "resumed")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "resumed"), "--epochs", "2"]) == 0
+    straight, resumed = (read_arrays(tmp_path / run / "checkpoint.npz") for run in ("straight", "resumed"))
+    assert any(key.startswith("state/discriminator/") and key.endswith("/v") for key in straight)
+    for key in straight:
+        if key != "meta.json":
+            np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)

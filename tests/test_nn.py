@@ -272,3 +272,14 @@ def test_spectral_norm_matches_torch_in_train_and_eval_mode(seed):
                                    rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(gp["w"], ref.parametrizations.weight.original.grad.numpy(), rtol=1e-3, atol=1e-4)
         np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_spectral_norm_wraps_only_layers_with_a_weight_and_needs_no_state_in_eval_mode(rng):
+    with pytest.raises(ValueError, match=r"SpectralNorm wraps a layer with a weight matrix \(Dense, Conv2d, "
+                                         r"ConvTranspose2d\), got ReLU\(\)"):
+        nn.SpectralNorm(nn.ReLU())
+    layer = nn.SpectralNorm(nn.Dense(3), warmup=50)
+    _, params = layer.init(rng, (5,))
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    exact = np.linalg.norm(params["W"], 2)  # without state: the warm-up's estimate, every call
+    np.testing.assert_allclose(layer.apply(params, x), x @ (params["W"] / exact) + params["b"], rtol=1e-4, atol=1e-6)
