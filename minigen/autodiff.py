@@ -29,19 +29,35 @@ def value_and_grad(loss):
     Only the first argument is differentiated; like autograd's, but see the module docstring.
     """
     def value_and_gradient(params, *args, **kwargs):
+        value, vjp = value_and_vjp(loss)(params, *args, **kwargs)
+        return value, vjp(vspace(value).ones())
+
+    return value_and_gradient
+
+
+def value_and_vjp(fn):
+    """fn(params, *args) -> array  ==>  f(params, *args) -> (value, vjp): the forward pass now, the
+    backward pass later. vjp(c), for c shaped like the value, is the gradient tree of sum(c · fn(params))
+    with respect to params (shaped like params; zeros where fn does not depend on an array).
+
+    A GAN's D step makes fakes G(z) that its G step can score again (make_gan_step's reuse_fakes): the
+    forward pass through G is then traced once, and G's gradient is vjp(∂ loss / ∂ fakes).
+    """
+    def forward(params, *args, **kwargs):
         arrays = leaves(params)
         with trace_stack.new_trace() as trace:
             roots = [VJPNode.new_root() for _ in arrays]
             boxes = [new_box(a, trace, root) for a, root in zip(arrays, roots)]
-            end = loss(rebuild(params, iter(boxes)), *args, **kwargs)
-            if not (isbox(end) and end._trace == trace):  # the loss does not depend on params at all
-                return end, rebuild(params, iter([np.zeros_like(a) for a in arrays]))
-            value = end._value
-            grads = _backward(end._node, roots, vspace(value).ones())
-        zero_if_unused = (np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays))
-        return value, rebuild(params, zero_if_unused)
+            end = fn(rebuild(params, iter(boxes)), *args, **kwargs)
+        depends = isbox(end) and end._trace == trace  # False: fn does not depend on params at all
 
-    return value_and_gradient
+        def vjp(cotangent):
+            grads = _backward(end._node, roots, cotangent) if depends else [None] * len(arrays)
+            return rebuild(params, (np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays)))
+
+        return (end._value if depends else end), vjp
+
+    return forward
 
 
 def _backward(end_node, roots, one):

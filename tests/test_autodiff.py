@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigen import nn
-from minigen.autodiff import value_and_grad
+from minigen.autodiff import value_and_grad, value_and_vjp
 from minigen.tree import leaves
 
 
@@ -52,3 +52,23 @@ def test_a_gradient_inside_the_loss_differentiates_again():
     ref_value, ref_grads = autograd.value_and_grad(penalty)(params, x)
     assert value == pytest.approx(ref_value)
     np.testing.assert_allclose(grads["w"], ref_grads["w"], rtol=1e-12)
+
+
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**16))
+def test_a_vjp_taken_later_equals_the_gradient_of_the_weighted_sum(n, d, seed):
+    """value_and_vjp: the forward pass now, and vjp(c) = the gradient of sum(c · f(params)), as
+    autograd's own; in between, other traces may run (a GAN's D step)."""
+    rng = np.random.default_rng(seed)
+    net = nn.Sequential(nn.Dense(5), nn.Tanh(), nn.Dense(3))
+    _, params = net.init(rng, (d,))
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    c = rng.standard_normal((n, 3)).astype(np.float32)
+    value, vjp = value_and_vjp(net.apply)(params, x)
+    np.testing.assert_array_equal(value, net.apply(params, x))
+    other = nn.Sequential(nn.Dense(5), nn.Tanh(), nn.Dense(1)).init(rng, (d,))[1]
+    value_and_grad(mlp_loss)(other, x)  # another trace opened and closed before the backward pass
+    ref = autograd.grad(lambda p: anp.sum(c * net.apply(p, x)))(params)
+    for g, r in zip(leaves(vjp(c)), leaves(ref), strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-7)
+    _, vjp = value_and_vjp(lambda p, x: x)(params, x)  # f does not depend on params: zero gradients
+    assert all(not g.any() for g in leaves(vjp(c)))

@@ -600,3 +600,45 @@ def test_a_spectrally_normalised_dcgan_resumes_bit_for_bit(tmp_path):
     for key in straight:
         if key != "meta.json":
             np.testing.assert_array_equal(straight[key], resumed[key], err_msg=key)
+
+
+def test_reused_fakes_give_g_the_gradient_of_a_fresh_pass_at_the_same_z(monkeypatch):
+    """reuse_fakes: G's step differentiates the forward pass of D's step. With every z the same, the
+    default step (a second pass through G) must land on the same weights, batch norm in G included."""
+    from minigen.models.dcgan import dcgan
+    from minigen.optim import Adam
+    z = np.random.default_rng(2).standard_normal((4, 4), dtype=np.float32)
+    x = np.random.default_rng(3).random((4, 1, 28, 28), dtype=np.float32)
+    results = []
+    for reuse in (False, True):
+        gan = dcgan(latent=4, width=2, critic_norm="none")
+        monkeypatch.setattr(gan, "sample_latent", lambda rng, n: z)
+        params = gan.init(np.random.default_rng(0))
+        step = make_gan_step(gan, params, Adam(params["generator"], lr=1e-2), Adam(params["discriminator"], lr=1e-2),
+                             np.random.default_rng(1), reuse_fakes=reuse)
+        logs = [step((x,)) for _ in range(3)]
+        results.append((leaves(params), logs))
+    (plain, plain_logs), (reused, reused_logs) = results
+    for a, b in zip(plain, reused, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert [log["g_loss"] for log in plain_logs] == pytest.approx([log["g_loss"] for log in reused_logs], rel=1e-5)
+    with pytest.raises(ValueError, match="reuse_fakes lets G's step score the fakes of D's one step; with n_critic=5"):
+        make_gan_step(gan, params, SGD(params["generator"]), SGD(params["discriminator"]), np.random.default_rng(0),
+                      n_critic=5, reuse_fakes=True)
+
+
+@pytest.mark.parametrize("model, options", PENALISED_GANS)
+def test_reuse_is_an_option_of_every_gan_with_one_critic_step(model, options, monkeypatch):
+    """--set reuse=true: one pass through G a step (counted here), where the default makes two."""
+    from minigen import models
+    calls, original = [], GAN.generate  # a ConditionalGAN's generate calls GAN's
+    monkeypatch.setattr(GAN, "generate", lambda self, *args, **kw: calls.append(1) or original(self, *args, **kw))
+    passes = []
+    for reuse in ("false", "true"):
+        trainable = models.build(model, {**options, "reuse": reuse}, np.random.default_rng(0))
+        calls.clear()
+        assert np.isfinite(step_on_noise(trainable)["g_loss"])
+        passes.append(len(calls))
+    assert passes == [2, 1]
+    with pytest.raises(ValueError, match="reuse applies to recipes with one critic step per G step; this one takes 5"):
+        models.build("wgan-gp", {"hidden": "8", "reuse": "true"}, np.random.default_rng(0))

@@ -106,6 +106,7 @@ class CGANConfig:
     smooth: float = 0.0  # one-sided label smoothing (gan_options.with_label_smoothing); 0: off
     gp: float = 0.0  # a gradient penalty's weight on D (gan_options.with_gradient_penalty); 0: the recipe's
     gp_every: int = 1  # critic steps per penalty: lazy regularisation (gan_options.with_gradient_penalty)
+    reuse: bool = False  # G's step scores the fakes of D's step again (gan_options.with_reused_fakes)
 
 
 def build(name, options, rng, lr=None):

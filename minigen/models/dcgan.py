@@ -90,6 +90,7 @@ class DCGANConfig:
     d_convs: int = 2  # D's convolutions: 2 (the paper's) or 3 (dcgan_discriminator)
     beta1: float = 0.5  # Adam's β1 (gan_options.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum
     sn: bool = False  # spectral normalisation of D's layers (nn.SpectralNorm, Miyato et al. 2018)
+    reuse: bool = False  # G's step scores the fakes of D's step again (gan_options.with_reused_fakes)
 
 
 def build(name, options, rng, lr=None):

@@ -22,7 +22,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from minigen import losses, nn, ops
-from minigen.autodiff import value_and_grad  # autograd's, minus the cost of differentiating containers
+from minigen.autodiff import value_and_grad, value_and_vjp  # autograd's, minus the cost of differentiating containers
 from minigen.averaging import AveragedGenerator
 from minigen.models import gan_options
 from minigen.models.trainable import apply_gradients, check_finite
@@ -171,7 +171,7 @@ def check_penalty_critic(gan):
 
 def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_loss,
                   g_loss=losses.generator_loss_nonsaturating, n_critic=1, clip=None, gp_weight=0.0, logits=True,
-                  gp_every=1):
+                  gp_every=1, reuse_fakes=False):
     """step(batch) -> metrics: one generator iteration of alternating training.
 
     batch[0]: (n_critic·B, *data_shape) real examples (and batch[1]: their labels (n_critic·B,)
@@ -192,6 +192,12 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     on average it weighs the same at a fraction of the cost of its second derivatives. The steps
     are counted by D's optimiser, which a checkpoint keeps, so a resumed run keeps the schedule;
     between penalised steps the log repeats the last penalty measured (at weight gp_weight).
+
+    reuse_fakes (n_critic = 1 only): G's step scores the fakes of D's step again, under D's updated
+    weights, instead of drawing a fresh z (and, conditional, fresh labels), as PyTorch's DCGAN example
+    does: G's forward pass runs once a step, traced in D's step and differentiated in G's
+    (autodiff.value_and_vjp), where the default runs it twice. G's gradient is then that of the
+    same loss at the same z; what changes is which minibatch of z each G step sees.
     """
     if int(n_critic) != n_critic or n_critic < 1:
         raise ValueError(f"n_critic must be a positive int, got {n_critic!r}")
@@ -201,6 +207,9 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
         check_penalty_critic(gan)
     if int(gp_every) != gp_every or gp_every < 1:
         raise ValueError(f"gp_every must be a positive integer, got {gp_every!r}")
+    if reuse_fakes and n_critic != 1:
+        raise ValueError(f"reuse_fakes lets G's step score the fakes of D's one step; with n_critic={n_critic} "
+                         "there are several")
     g_params, d_params = params["generator"], params["discriminator"]
     show = ops.sigmoid if logits else (lambda s: s)
     seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
@@ -220,14 +229,21 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
         return loss
 
     def generator_objective(g_params, z, y):
-        return g_loss(gan.score(d_params, gan.generate(g_params, z, y, train=True), y, train=True))
+        return g_loss(gan.score(d_params, generate(g_params, z, y), y, train=True))
+
+    def generate(g_params, z, y):
+        return gan.generate(g_params, z, y, train=True)
+
+    def objective_of_fakes(fake, y):
+        return g_loss(gan.score(d_params, fake, y, train=True))
 
     critic_value_and_grad = value_and_grad(critic_objective)
     generator_value_and_grad = value_and_grad(generator_objective)
+    generate_and_vjp, fakes_value_and_grad = value_and_vjp(generate), value_and_grad(objective_of_fakes)
 
-    def critic_step(real, y):
+    def critic_step(real, y, fake):
+        """D's step on a real minibatch and as many fakes (made by G, held fixed here)."""
         real = gan.process_reals(real)
-        fake = gan.generate(g_params, gan.sample_latent(rng, len(real)), y, train=True)  # G held fixed here
         eps = rng.random(len(real) // gan.pack_size, dtype=onp.float32)  # one ε per packed input
         penalty_weight = gp_weight * gp_every if gp_weight and d_opt.t % gp_every == 0 else 0.0
         value, grads = critic_value_and_grad(d_params, real, fake, y, eps, penalty_weight)
@@ -246,10 +262,19 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
             raise ValueError(f"a step with n_critic={n_critic} needs at least {n_critic} real examples, "
                              f"got {len(real)}")
         label_chunks = [None] * n_critic if labels is None else onp.array_split(labels, n_critic)
-        critic_logs = [critic_step(chunk, y) for chunk, y in zip(onp.array_split(real, n_critic), label_chunks)]
+        chunks = list(zip(onp.array_split(real, n_critic), label_chunks))
+        if reuse_fakes:  # one forward pass through G, traced: D's step reads its values, G's step its VJP
+            (chunk, y), = chunks
+            fake, g_vjp = generate_and_vjp(g_params, gan.sample_latent(rng, len(chunk)), y)
+            critic_logs = [critic_step(chunk, y, fake)]
+            value, grad_fake = fakes_value_and_grad(fake, y)  # under D's updated weights
+            grads = g_vjp(grad_fake)
+        else:
+            critic_logs = [critic_step(chunk, y, generate(g_params, gan.sample_latent(rng, len(chunk)), y))
+                           for chunk, y in chunks]
+            n = len(real) // n_critic
+            value, grads = generator_value_and_grad(g_params, gan.sample_latent(rng, n), gan.sample_labels(rng, n))
         metrics = {key: sum(log[key] for log in critic_logs) / n_critic for key in critic_logs[0]}
-        n = len(real) // n_critic
-        value, grads = generator_value_and_grad(g_params, gan.sample_latent(rng, n), gan.sample_labels(rng, n))
         g_norm = apply_gradients(g_opt, grads, "generator")
         return {**metrics, "g_loss": check_finite("g_loss", value), "g_grad_norm": g_norm}
 
@@ -271,6 +296,7 @@ class Recipe:
     gp_weight: float = 0.0
     logits: bool = True  # D's outputs are logits (False: critic values)
     gp_every: int = 1  # critic steps per gradient penalty (lazy regularisation, make_gan_step)
+    reuse_fakes: bool = False  # G's step scores D's step's fakes again (make_gan_step)
 
     def optimizers(self, params, lr=None):
         """(g_opt, d_opt) for params {"generator", "discriminator"}; lr overrides the recipe's."""
@@ -284,7 +310,7 @@ class Recipe:
         """(step, g_opt, d_opt): make_gan_step with this recipe's losses and settings."""
         g_opt, d_opt = self.optimizers(params, lr)
         step = make_gan_step(gan, params, g_opt, d_opt, rng, self.d_loss, self.g_loss, self.n_critic,
-                             self.clip, self.gp_weight, self.logits, self.gp_every)
+                             self.clip, self.gp_weight, self.logits, self.gp_every, self.reuse_fakes)
         return step, g_opt, d_opt
 
 
@@ -323,14 +349,16 @@ class GANConfig:
     gp: float = 0.0  # the gradient penalty's weight λ on D (minigen.models.gan_options); 0: the recipe's (wgan-gp: 10)
     gp_every: int = 1  # critic steps per penalty: lazy regularisation (gan_options.with_gradient_penalty)
     clip: float = 0.0  # WGAN's clipping bound c (minigen.models.gan_options); 0: the recipe's (wgan: 0.01)
+    reuse: bool = False  # G's step scores the fakes of D's step again (gan_options.with_reused_fakes)
 
 
 def configured_recipe(name, cfg):
-    """RECIPES[name] with a model config's `smooth`, `gp`, `gp_every` and (if it has them) `clip` and `beta1`
-    options applied."""
+    """RECIPES[name] with a model config's `smooth`, `gp`, `gp_every`, `reuse` and (if it has them) `clip` and
+    `beta1` options applied."""
     recipe = gan_options.with_label_smoothing(RECIPES[name], cfg.smooth)
     recipe = gan_options.with_gradient_penalty(recipe, cfg.gp, cfg.gp_every)
     recipe = gan_options.with_weight_clipping(recipe, getattr(cfg, "clip", 0.0))
+    recipe = gan_options.with_reused_fakes(recipe, cfg.reuse)
     return gan_options.with_adam_beta1(recipe, getattr(cfg, "beta1", None))
 
 

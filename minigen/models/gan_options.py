@@ -62,6 +62,18 @@ def with_weight_clipping(recipe, c):
     return dataclasses.replace(recipe, clip=c)
 
 
+def with_reused_fakes(recipe, reuse):
+    """The recipe with G's step scoring the fakes of D's step again, under D's updated weights
+    (make_gan_step's reuse_fakes: one pass through G a step instead of two, as PyTorch's DCGAN example
+    trains); False leaves it as it is. Only a recipe with one critic step per G step has one set of fakes."""
+    if not reuse:
+        return recipe
+    if recipe.n_critic != 1:
+        raise ValueError(f"reuse applies to recipes with one critic step per G step; this one takes "
+                         f"{recipe.n_critic} (n_critic), each on fakes of its own")
+    return dataclasses.replace(recipe, reuse_fakes=True)
+
+
 def with_adam_beta1(recipe, beta1):
     """The recipe with Adam's β1 (the momentum of its first moment) set to beta1; None keeps it.
     Radford et al. 2016 lowered it from 0.9 to 0.5 for GANs; many later recipes drop the momentum
