@@ -1,6 +1,6 @@
 """Quality per minute: the DCGAN recipe trained by minigen and by a plain-torch twin, FID against wall time.
 
-    python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32]
+    python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32] [--reuse]
                                      [--norm none] [--n 10000] [--out runs/gan_quality]
 
 Both libraries train the demo's recipe (demos/dcgan_mnist.py): the DCGAN of
@@ -49,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--ema", type=float, default=0.9995, help="decay of the averaged generator (the demo's)")
+    p.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=False,
+                   help="G's step scores the fakes of D's step again (the demo's --set reuse)")
     p.add_argument("--out", default="runs/gan_quality")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
     p.add_argument("--library", choices=LIBRARIES, help="train and score this one only (the parent runs each so)")
@@ -121,12 +123,12 @@ def torch_contender(gan, twin, recipe, ema, noise_seed):
     return train_step, generate
 
 
-def contender(library, seed, width, norm, lr, ema):
+def contender(library, seed, width, norm, lr, ema, reuse=False):
     """(gan, (train_step, generate)) of "minigen" or "torch" (see minigen_contender). Both start from
     the weights of gan.init with `seed`, the twin's copied by interop; both draw their noise from seed + 2."""
     gan = dcgan(width=width, critic_norm=norm)
     params = gan.init(np.random.default_rng(seed))
-    recipe = replace(RECIPES["gan"], lr=lr)  # the non-saturating GAN, Adam betas (0.5, 0.999)
+    recipe = replace(RECIPES["gan"], lr=lr, reuse_fakes=reuse)  # the non-saturating GAN, Adam betas (0.5, 0.999)
     if library == "minigen":
         return gan, minigen_contender(gan, params, recipe, ema, seed + 2)
     return gan, torch_contender(gan, TorchGAN(gan, params), recipe, ema, seed + 2)
@@ -201,7 +203,8 @@ def run_library(args):
     """The child process: train and score one library, write its rows to --out/<library>.json."""
     machine_header(args.threads)  # sets torch.set_num_threads(args.threads)
     (x, _), (x_test, _) = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    gan, (train_step, generate) = contender(args.library, args.seed, args.width, args.norm, args.lr, args.ema)
+    gan, (train_step, generate) = contender(args.library, args.seed, args.width, args.norm, args.lr, args.ema,
+                                            args.reuse)
     rows = race(args.library, train_step, partial(score, gan, generate, x_test, args.n), x, args)
     with open(Path(args.out) / f"{args.library}.json", "w") as f:
         json.dump(rows, f, indent=2)

@@ -49,13 +49,16 @@ class TorchVAE(torch.nn.Module):
 
 # --- GANs -------------------------------------------------------------------------------------
 
-def draws_like_minigen(rng, n, latent):
+def draws_like_minigen(rng, n, latent, reuse_fakes=False):
     """The noise of one minigen GAN step (make_gan_step with n_critic = 1, no labels, no packing),
     drawn from the numpy Generator `rng` in make_gan_step's order: z for D's fakes, then ε for a
     gradient penalty (drawn even when the recipe has none, so it is drawn and dropped here too),
-    then z for G's step. Returns (z_d, z_g), each an (n, latent) float32 tensor."""
+    then z for G's step. Returns (z_d, z_g), each an (n, latent) float32 tensor; z_g is None
+    with reuse_fakes, when G's step scores D's fakes again."""
     z_d = rng.standard_normal((n, latent), dtype=np.float32)
     rng.random(n, dtype=np.float32)  # make_gan_step's ε
+    if reuse_fakes:
+        return torch.from_numpy(z_d), None
     z_g = rng.standard_normal((n, latent), dtype=np.float32)
     return torch.from_numpy(z_d), torch.from_numpy(z_g)
 
@@ -126,21 +129,26 @@ class TorchGAN(torch.nn.Module):
         step made, so that both libraries see the same noise. Or rng: a numpy Generator to draw z
         from exactly as make_gan_step draws it (draws_like_minigen). Neither: fresh torch.randn.
         y: the real minibatch's labels, which the fakes of D's step share; g_y: G's step's labels.
+        recipe.reuse_fakes: G's step scores D's fakes again, through the graph of D's step (as
+        PyTorch's DCGAN example does), and z_g (then None) is not used.
         Returns (D's loss, G's loss).
         """
         if self.opts is None:
             self.opts = [torch.optim.Adam(m.parameters(), lr=recipe.lr, betas=recipe.betas) for m in (self.D, self.G)]
         d_opt, g_opt = self.opts
         if z is None:
-            z = (draws_like_minigen(rng, len(real), self.gan.latent) if rng is not None
+            z = (draws_like_minigen(rng, len(real), self.gan.latent, recipe.reuse_fakes) if rng is not None
                  else (torch.randn(len(real), self.gan.latent), torch.randn(len(real), self.gan.latent)))
-        z_d, z_g = (torch.as_tensor(a) for a in z)
+        z_d, z_g = z
+        fake = self.generate(torch.as_tensor(z_d), y)
         d_opt.zero_grad()
-        d_value = self.critic_loss(real, self.generate(z_d, y).detach(), d_loss, y=y)
+        d_value = self.critic_loss(real, fake.detach(), d_loss, y=y)
         d_value.backward()
         d_opt.step()
         g_opt.zero_grad()
-        g_value = g_loss(self.score(self.generate(z_g, g_y), g_y))
+        if not recipe.reuse_fakes:
+            fake, y = self.generate(torch.as_tensor(z_g), g_y), g_y
+        g_value = g_loss(self.score(fake, y))
         g_value.backward()
         g_opt.step()
         return d_value.item(), g_value.item()

@@ -11,11 +11,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import gan_quality  # noqa: E402
 
 
-@pytest.mark.parametrize("norm", ["none", "batch"])  # the demo's D, and the paper's
-def test_twin_takes_the_same_steps_and_averages_alike(norm):
+@pytest.mark.parametrize("norm, reuse", [("none", False), ("batch", False), ("none", True)])  # demo, paper, reuse
+def test_twin_takes_the_same_steps_and_averages_alike(norm, reuse):
     # decay 0.5 rather than 0.999: an average that started from the wrong weights shows at once
-    gan, (ours, our_generate) = gan_quality.contender("minigen", seed=0, width=8, norm=norm, lr=1e-3, ema=0.5)
-    _, (theirs, their_generate) = gan_quality.contender("torch", seed=0, width=8, norm=norm, lr=1e-3, ema=0.5)
+    gan, (ours, our_generate) = gan_quality.contender("minigen", 0, 8, norm, lr=1e-3, ema=0.5, reuse=reuse)
+    _, (theirs, their_generate) = gan_quality.contender("torch", 0, 8, norm, lr=1e-3, ema=0.5, reuse=reuse)
     rng = np.random.default_rng(5)
     for _ in range(2):
         real = rng.random((16, 1, 28, 28), dtype=np.float32)
