@@ -1,15 +1,15 @@
 """Quality per minute: the DCGAN recipe trained by minigen and by a plain-torch twin, FID against wall time.
 
-    python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32] [--reuse]
-                                     [--norm none] [--n 10000] [--out runs/gan_quality]
+    python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32]
+                                     [--norm none] [--no-reuse] [--n 10000] [--out runs/gan_quality]
 
 Both libraries train the demo's recipe (demos/dcgan_mnist.py): the DCGAN of
 minigen/models/dcgan.py at width 32 with no batch norm in D, Adam(1e-3, betas (0.5, 0.999)) for both nets,
-batch 64, the non-saturating loss, and samples from the averaged generator (decay
-0.9995, Yazıcı et al. 2019; batch-norm statistics measured again for the averaged
-weights). They start from the same weights (copied by minigen.interop), read the
-training images in the same order and draw the same z, so until float rounding
-parts them they take the same steps; what differs is how many steps fit in a minute.
+batch 64, the non-saturating loss, G's step scoring the fakes of D's step again (--reuse),
+and samples from the averaged generator (decay 0.9995, Yazıcı et al. 2019; batch-norm
+statistics measured again for the averaged weights). They start from the same weights
+(copied by minigen.interop), read the training images in the same order and draw the same
+z, so until float rounding parts them they take the same steps; what differs is how many steps fit in a minute.
 
 Each trains for --minutes of training time, one after the other (minigen first),
 each in a fresh process, so that neither inherits the other's heap, caches or
@@ -49,8 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--ema", type=float, default=0.9995, help="decay of the averaged generator (the demo's)")
-    p.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=False,
-                   help="G's step scores the fakes of D's step again (the demo's --set reuse)")
+    p.add_argument("--reuse", action=argparse.BooleanOptionalAction, default=True,
+                   help="G's step scores the fakes of D's step again (the demo's --set reuse; before "
+                        "3 Dec 2026 the demo drew a fresh z: --no-reuse)")
     p.add_argument("--out", default="runs/gan_quality")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $MINIGEN_DATA, then the cache)")
     p.add_argument("--library", choices=LIBRARIES, help="train and score this one only (the parent runs each so)")
