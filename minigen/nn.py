@@ -153,9 +153,10 @@ SPECTRAL_WEIGHTS = {"Dense": "W", "Conv2d": "w", "ConvTranspose2d": "w"}  # the 
 
 def SpectralNorm(layer, warmup=10):
     """Spectral normalisation (Miyato et al. 2018): `layer` (Dense, Conv2d or ConvTranspose2d)
-    with its weight W divided by σ(W), W's largest singular value, so that the layer is
+    with its weight W divided by σ(W), W's largest singular value, so that a dense layer is
     1-Lipschitz and a critic built of such layers cannot sharpen without bound. A
-    convolution's kernel (O, C, kh, kw) is taken as the matrix (O, C·kh·kw), as in the paper.
+    convolution's kernel (O, C, kh, kw) is taken as the matrix (O, C·kh·kw), as in the paper;
+    that bounds the convolution itself only up to a factor (its windows overlap).
 
     σ by power iteration: u = Wv/|Wv|, v = Wᵀu/|Wᵀu|, σ = uᵀWv (the paper's Algorithm 1 takes
     the same two half-steps from u; this order, from v, is torch's, which the tests match).
