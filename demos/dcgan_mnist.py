@@ -16,7 +16,8 @@ norm in D (--set norm=none: FID 40-43 in three one-thread runs, where every vari
 it scored 49-53; Xiang & Li 2017 also found batch norm in D degrades samples),
 samples drawn from the averaged generator (--set ema=0.9995, Yazıcı et al. 2019), and
 G's step scoring the fakes of D's step again, as PyTorch's DCGAN example does (--set
-reuse=true: one pass through G a step instead of two; FID 45 against 58 in 15 minutes).
+reuse=true: one pass through G a step instead of two; FID 49 against 55 over three
+training seeds, 15 one-thread minutes each).
 --minutes is the budget; --epochs only an upper limit.
 Writes runs/dcgan/ (or --out): samples/ per epoch, curves.png, samples.png, eval.json.
 """
