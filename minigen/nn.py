@@ -193,11 +193,14 @@ def SpectralNorm(layer, warmup=10):
 def power_iteration(matrix, v, iterations):
     """(u, v): estimates of the top left and right singular vectors of matrix (m, n), refined from v (n,)."""
     for _ in range(iterations):
-        u = matrix @ v
-        u = u / max(onp.linalg.norm(u), 1e-12)  # the floor guards the division for an all-zero weight
-        v = matrix.T @ u
-        v = v / max(onp.linalg.norm(v), 1e-12)
+        u = _unit(matrix @ v)
+        v = _unit(matrix.T @ u)
     return u, v
+
+
+def _unit(a):
+    """a / |a|; the floor on |a| guards the division for an all-zero weight."""
+    return a / max(onp.linalg.norm(a), 1e-12)
 
 
 def _image_shape(name, input_shape):

@@ -228,14 +228,14 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
             loss = loss + penalty
         return loss
 
-    def generator_objective(g_params, z, y):
-        return g_loss(gan.score(d_params, generate(g_params, z, y), y, train=True))
-
     def generate(g_params, z, y):
         return gan.generate(g_params, z, y, train=True)
 
     def objective_of_fakes(fake, y):
         return g_loss(gan.score(d_params, fake, y, train=True))
+
+    def generator_objective(g_params, z, y):
+        return objective_of_fakes(generate(g_params, z, y), y)
 
     critic_value_and_grad = value_and_grad(critic_objective)
     generator_value_and_grad = value_and_grad(generator_objective)
