@@ -67,10 +67,18 @@ def dcgan_discriminator(width=64, critic_norm="batch", convs=2, spectral=False):
         *third, nn.Flatten(), weighted(nn.Dense(1, w_init=dcgan_normal)))
 
 
-def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch", d_convs=2, spectral=False):
-    """The DCGAN generator and discriminator as a GAN (see the module docstring and dcgan_discriminator)."""
-    return GAN(dcgan_generator(width, image_shape[0]), dcgan_discriminator(width, critic_norm, d_convs, spectral),
-               latent, image_shape)
+def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch", d_convs=2, spectral=False,
+          clusters=0):
+    """The DCGAN generator and discriminator as a GAN (see the module docstring and dcgan_discriminator).
+    clusters >= 2: as a SelfConditionedGAN over that many k-means clusters of its training images,
+    G reading [z, onehot(c)] and D the image with onehot(c) as constant planes (minigen.models.selfcond)."""
+    g, d = dcgan_generator(width, image_shape[0]), dcgan_discriminator(width, critic_norm, d_convs, spectral)
+    if not clusters:
+        return GAN(g, d, latent, image_shape)
+    if int(clusters) != clusters or clusters < 2:
+        raise ValueError(f"clusters must be 0 (off) or an int >= 2, got {clusters!r}")
+    from minigen.models.selfcond import SelfConditionedGAN  # here, not above: selfcond imports cgan, cgan this
+    return SelfConditionedGAN(g, d, latent, image_shape, int(clusters))
 
 
 VARIANTS = {"dcgan": "DCGAN (conv, batch norm, N(0, 0.02) init), non-saturating loss, Adam(2e-4, 0.5)"}
@@ -91,6 +99,7 @@ class DCGANConfig:
     beta1: float = 0.5  # Adam's β1 (gan_options.with_adam_beta1), Radford et al.'s 0.5; 0: no momentum
     sn: bool = False  # spectral normalisation of D's layers (nn.SpectralNorm, Miyato et al. 2018)
     reuse: bool = False  # G's step scores the fakes of D's step again (gan_options.with_reused_fakes)
+    clusters: int = 0  # >= 2: both nets told the image's k-means cluster (models.selfcond); 0: unconditional
 
 
 def build(name, options, rng, lr=None):
@@ -98,5 +107,6 @@ def build(name, options, rng, lr=None):
     cfg = configure(DCGANConfig(), options)
     if cfg.loss not in gan_family.RECIPES:
         raise ValueError(f"loss must be one of {', '.join(gan_family.RECIPES)}, got {cfg.loss!r}")
-    gan = dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm, d_convs=cfg.d_convs, spectral=cfg.sn)
+    gan = dcgan(cfg.latent, cfg.width, critic_norm=cfg.norm, d_convs=cfg.d_convs, spectral=cfg.sn,
+                clusters=cfg.clusters)
     return gan_family.trainable(gan, gan_family.configured_recipe(cfg.loss, cfg), rng, lr, cfg.ema)

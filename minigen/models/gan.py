@@ -61,6 +61,16 @@ class GAN:
         """z ~ N(0, I): (n, latent) float32."""
         return rng.standard_normal((n, self.latent), dtype=onp.float32)
 
+    @property
+    def uses_labels(self):
+        """Whether the model is told the dataset's labels (a ConditionalGAN's are; a SelfConditionedGAN
+        finds its own clusters instead): its samples then cycle through the classes."""
+        return self.n_classes > 0
+
+    def training_arrays(self, x, y):
+        """What training draws minibatches from: (images,), or (images, labels) for a ConditionalGAN."""
+        return (x, y) if self.n_classes else (x,)
+
     def sample_labels(self, rng, n):
         """The classes to ask a conditional generator for; None here (see ConditionalGAN), no draw."""
         return None
@@ -377,8 +387,8 @@ def trainable(gan, recipe, rng, lr=None, ema=0.0):
         params=params, optimizers={"generator": g_opt, "discriminator": d_opt}, step=step,
         sample=average.sample if average else lambda sample_rng, n: gan.sample(params, sample_rng, n), state=gan.state,
         remedies="lower --lr; for a GAN, a WGAN-GP (minigen train wgan-gp) is the usual fix for instability",
-        needs_labels=bool(gan.n_classes), minibatches_per_step=recipe.n_critic, picture_columns=gan.n_classes or 8,
-        averaged=average)
+        needs_labels=gan.uses_labels, split_data=gan.training_arrays, minibatches_per_step=recipe.n_critic,
+        picture_columns=gan.n_classes if gan.uses_labels else 8, averaged=average)
 
 
 def build(name, options, rng, lr=None):
