@@ -3,7 +3,8 @@
     python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32]
                                      [--norm none] [--no-reuse] [--n 10000] [--out runs/gan_quality]
 
-Both libraries train the demo's recipe (demos/dcgan_mnist.py): the DCGAN of
+Both libraries train the demo's unconditional recipe (demos/dcgan_mnist.py --preset unclustered;
+the twin has no self-conditioning, the demo's default since): the DCGAN of
 minigen/models/dcgan.py at width 32 with no batch norm in D, Adam(1e-3, betas (0.5, 0.999)) for both nets,
 batch 64, the non-saturating loss, G's step scoring the fakes of D's step again (--reuse),
 and samples from the averaged generator (decay 0.9995, Yazıcı et al. 2019; batch-norm
