@@ -27,6 +27,8 @@ def test_clusters_option_builds_a_self_conditioned_dcgan(rng):
     for bad in ("-2", "2.5"):  # refused where options are read, naming the option
         with pytest.raises(ValueError, match="clusters"):
             models.build("dcgan", {**SMALL, "clusters": bad}, rng)
+    off = models.build("dcgan", {**SMALL, "clusters": "0"}, rng)  # 0 turns it off: the unconditional DCGAN
+    assert off.params["generator"][0]["W"].shape[0] == 4 and "clusters" not in off.state
 
 
 def test_training_sees_the_clusters_of_the_images_not_their_labels(rng):

@@ -104,19 +104,21 @@ def configure(cfg, options):
     for name, text in options.items():
         if name not in fields:
             raise ValueError(f"unknown option {name!r}; choose from: {', '.join(fields)}")
-        changes[name] = _check_range(name, _parse_like(fields[name], text, name))
+        changes[name] = _check_range(name, _parse_like(fields[name], text, name), may_be_off=fields[name] == 0)
     return dataclasses.replace(cfg, **changes)
 
 
-def _check_range(name, value):
-    """Sizes (ints, tuples of ints) must be >= 1, seeds (a name ending in "seed") >= 0;
-    weights and scales (floats) finite and >= 0."""
+def _check_range(name, value, may_be_off=False):
+    """Sizes (ints, tuples of ints) must be >= 1, seeds (a name ending in "seed") >= 0, and so must an
+    int whose default is 0 (may_be_off: 0 turns it off, e.g. dcgan's clusters); weights and scales
+    (floats) finite and >= 0."""
     if isinstance(value, bool) or isinstance(value, str):
         return value
     numbers = value if isinstance(value, tuple) else (value,)
     seed = name.endswith("seed")
-    if any(isinstance(v, int) and v < (0 if seed else 1) for v in numbers):
+    if any(isinstance(v, int) and v < (0 if seed or may_be_off else 1) for v in numbers):
         raise ValueError(f"option {name}={value!r}: " + ("a seed must be an integer >= 0" if seed
+                                                          else "must be an integer >= 0 (0: off)" if may_be_off
                                                           else "a size must be a positive integer"))
     if any(isinstance(v, float) and not (math.isfinite(v) and v >= 0) for v in numbers):
         raise ValueError(f"option {name}={value!r}: must be a finite number >= 0")
