@@ -19,6 +19,7 @@ lives in the lower one's layer or below.
     autodiff            value_and_grad over a parameter tree
     gradcheck           finite-difference gradients
     losses              KL, likelihoods, ELBO, IWAE bound; the GAN losses
+    clusters            k-means: clusters of unlabelled data
     data                MNIST (checksummed), 2-D mixtures, minibatches
     checkpoint          parameters to .npz and back, atomically, without pickle
     viz                 image grids, curves, scatter plots (matplotlib figures; no backend chosen)
@@ -34,6 +35,8 @@ lives in the lower one's layer or below.
     models.m1m2         M1+M2: M2 on the features of a VAE trained first (the active units of q(z1|x))
     models.gan_options  a GAN recipe's options (--set smooth, gp, clip, beta1), each Recipe -> Recipe
     models.gan
+    models.conditional  the conditional GAN: G(z, y) and D(x, y)
+    models.selfcond     the self-conditioned GAN: a conditional GAN on k-means clusters of its images
     models.dcgan
     models.cgan
     models.toy          the mode lab's paper architectures (maxout D, simultaneous updates)

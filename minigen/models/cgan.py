@@ -1,6 +1,7 @@
 """Conditional GAN (Mirza & Osindero 2014): G(z, y) and D(x, y), both told the class y.
 
-Each network gets the one-hot label appended to its input (minigen.ops.append_condition).
+Each network gets the one-hot label appended to its input (minigen.ops.append_condition; the
+class ConditionalGAN, in minigen/models/conditional.py, says how).
 Two architectures, `--set arch=mlp` (the default) or `--set arch=conv`:
 
     mlp   G: [z, onehot(y)] (100 + 10) -> Dense 256 ReLU -> Dense 784 Sigmoid -> (1, 28, 28)
@@ -22,59 +23,13 @@ the fakes with the real minibatch's labels, G's step draws labels uniformly.
 """
 from dataclasses import dataclass
 
-import autograd.numpy as np
 import numpy as onp
 
 from minigen import nn
 from minigen.models import gan as gan_family
+from minigen.models.conditional import ConditionalGAN
 from minigen.models.dcgan import dcgan_discriminator, dcgan_generator
-from minigen.models.gan import GAN
 from minigen.models.trainable import configure
-from minigen.ops import append_condition, one_hot
-
-LABEL_INPUTS = ("features", "planes")  # how D is told the label: see ConditionalGAN
-
-
-class ConditionalGAN(GAN):
-    """A GAN whose generator and discriminator both read the label y: (N,) ints in [0, n_classes).
-
-    generator: a Layer from (latent + n_classes,) to data_shape. discriminator: a Layer from
-    what d_input makes, by label_input:
-        "features"  [flatten(x), onehot(y)]: (prod(data_shape) + n_classes,), for an MLP;
-        "planes"    x with onehot(y) as n_classes constant planes: (C + n_classes, H, W), for a
-                    convolutional D (data_shape (C, H, W)).
-    """
-
-    def __init__(self, generator, discriminator, latent, data_shape, n_classes=10, pack=1, label_input="features"):
-        if int(n_classes) != n_classes or n_classes < 2:
-            raise ValueError(f"a conditional GAN needs n_classes >= 2, got {n_classes!r}")
-        if label_input not in LABEL_INPUTS:
-            raise ValueError(f"label_input must be one of {', '.join(LABEL_INPUTS)}, got {label_input!r}")
-        if label_input == "planes" and len(data_shape) != 3:
-            raise ValueError(f"label_input='planes' needs images (C, H, W), got data_shape {tuple(data_shape)}")
-        self.label_input = label_input
-        super().__init__(generator, discriminator, latent, data_shape, pack=pack, n_classes=n_classes)
-
-    def sample_labels(self, rng, n):
-        """Classes for G's step: uniform over the n_classes."""
-        return rng.integers(self.n_classes, size=n)
-
-    def generate(self, g_params, z, y=None, train=False, state=None):
-        """G(z, y): (N, latent), (N,) -> (N, *data_shape). state: as GAN.generate's."""
-        return super().generate(g_params, append_condition(z, one_hot(y, self.n_classes, onp.shape(z)[0])),
-                                train=train, state=state)
-
-    def d_input(self, x, y=None):
-        """x with its labels, packed: "features": (N, *data_shape) -> (N/pack, pack·(D + n_classes));
-        "planes": (N, C, H, W) -> (N/pack, pack·(C + n_classes), H, W)."""
-        n = onp.shape(x)[0]
-        if self.label_input == "features":
-            x = np.reshape(x, (n, -1))  # (N, D)
-        return self.pack(append_condition(x, one_hot(y, self.n_classes, n)))
-
-    def sample(self, params, rng, n, y=None, state=None):
-        """n fakes; by default the classes in turn, 0, 1, ..., so a 10-column grid has one digit per column."""
-        return super().sample(params, rng, n, onp.arange(n) % self.n_classes if y is None else y, state)
 
 
 def mlp_cgan(latent=100, hidden=256, image_shape=(1, 28, 28), n_classes=10):

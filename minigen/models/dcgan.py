@@ -24,6 +24,7 @@ from minigen import nn
 from minigen.init import dcgan_normal
 from minigen.models import gan as gan_family
 from minigen.models.gan import GAN
+from minigen.models.selfcond import SelfConditionedGAN
 from minigen.models.trainable import configure
 
 CRITIC_NORMS = {"batch": nn.BatchNorm, "layer": nn.LayerNorm, "none": None}
@@ -77,7 +78,6 @@ def dcgan(latent=100, width=64, image_shape=(1, 28, 28), critic_norm="batch", d_
         return GAN(g, d, latent, image_shape)
     if int(clusters) != clusters or clusters < 2:
         raise ValueError(f"clusters must be 0 (off) or an int >= 2, got {clusters!r}")
-    from minigen.models.selfcond import SelfConditionedGAN  # here, not above: selfcond imports cgan, cgan this
     return SelfConditionedGAN(g, d, latent, image_shape, int(clusters))
 
 

@@ -3,7 +3,7 @@ GANs", CVPR): a conditional GAN told each image's *cluster* instead of its class
 found in the training images themselves, so no label is used.
 
     training   cluster the training images once (k-means, minigen.clusters); train a conditional
-               GAN (minigen.models.cgan) on (image, cluster) pairs: D asks "is x a real image of
+               GAN (minigen.models.conditional) on (image, cluster) pairs: D asks "is x a real image of
                cluster c?", so G must draw every cluster, each in its own style.
     sampling   draw a cluster c with its share of the training images, then G(z, c): the mixture
                over clusters is a model of the unlabelled data, as an unconditional GAN's is.
@@ -22,7 +22,7 @@ import time
 import numpy as onp
 
 from minigen import clusters as kmeans_clusters
-from minigen.models.cgan import ConditionalGAN
+from minigen.models.conditional import ConditionalGAN
 
 CLUSTER_SEED = 0  # k-means' own seed: a resumed run (and every rerun) finds the same clusters
 
