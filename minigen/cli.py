@@ -7,6 +7,7 @@ or SIGTERM saves and exits 128 + the signal's number (130, 143).
 import argparse
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -98,10 +99,14 @@ def cmd_train(args):
                             changes=changes, notify=notify)
             verb = "continuing" if args.resume is not None else "training"
             print(f"{verb} {config['model']} on {len(x)} images; writing to {out}/")
+            began = time.perf_counter()
+            arrays = trainable.training_arrays(x, y)  # a self-conditioned GAN clusters the images here
+            if time.perf_counter() - began > 1:  # say where the wait went: it is not in the --minutes budget
+                print(f"prepared the training data in {time.perf_counter() - began:.1f} s (before the budget)")
             batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
             minutes = config.get("minutes")  # a budget for this process's training loop, checked every step
             history = train.train_epochs(
-                trainable.step, trainable.training_arrays(x, y), config["epochs"], rng, batch,
+                trainable.step, arrays, config["epochs"], rng, batch,
                 desc=config["model"], run=run, notify=notify, stop_mid_epoch=True,
                 max_seconds=None if minutes is None else 60 * minutes,
                 log=lambda epoch, m: print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()),

@@ -67,9 +67,10 @@ class GAN:
         finds its own clusters instead): its samples then cycle through the classes."""
         return self.n_classes > 0
 
-    def training_arrays(self, x, y):
-        """What training draws minibatches from: (images,), or (images, labels) for a ConditionalGAN."""
-        return (x, y) if self.n_classes else (x,)
+    # What training draws minibatches from, when the model makes it itself (Trainable.split_data):
+    # None here, so the images (and, if uses_labels, their labels) as they are; a SelfConditionedGAN
+    # pairs the images with their clusters.
+    training_arrays = None
 
     def sample_labels(self, rng, n):
         """The classes to ask a conditional generator for; None here (see ConditionalGAN), no draw."""

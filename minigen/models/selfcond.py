@@ -17,8 +17,6 @@ clustering of the pixels, computed before the first step, is enough on MNIST and
 
 `minigen train dcgan --set clusters=10` builds it on DCGAN's nets (minigen.models.dcgan).
 """
-import time
-
 import numpy as onp
 
 from minigen import clusters as kmeans_clusters
@@ -31,7 +29,7 @@ class SelfConditionedGAN(ConditionalGAN):
     """A ConditionalGAN over n_clusters clusters of its training images (module docstring).
 
     state["clusters"]["shares"]: (n_clusters,) each cluster's share of the training images,
-    set by cluster() and checkpointed with the run, so a loaded model samples without the data.
+    set by training_arrays() and checkpointed with the run, so a loaded model samples without the data.
     Other arguments: ConditionalGAN's.
     """
 
@@ -42,20 +40,14 @@ class SelfConditionedGAN(ConditionalGAN):
                          label_input=label_input)
         self.state["clusters"] = {"shares": onp.full(self.n_classes, 1 / self.n_classes, onp.float32)}
 
-    def cluster(self, x):
-        """The training set's cluster labels: images (N, *data_shape) -> (N,) ints in [0, n_clusters),
-        by k-means on the pixels; records each cluster's share in state."""
-        began = time.perf_counter()
-        _, labels = kmeans_clusters.kmeans(x, self.n_classes, onp.random.default_rng(CLUSTER_SEED))
-        shares = onp.bincount(labels, minlength=self.n_classes) / len(labels)
-        self.state["clusters"]["shares"] = shares.astype(onp.float32)
-        print(f"k-means: {self.n_classes} clusters of the {len(x):,} training images in "
-              f"{time.perf_counter() - began:.1f} s (shares {shares.min():.1%} to {shares.max():.1%})", flush=True)
-        return labels
-
     def training_arrays(self, x, y):
-        """What the training loop draws minibatches from: (images, their clusters); y is not used."""
-        return x, self.cluster(x)
+        """What the training loop draws minibatches from: (images (N, *data_shape), their clusters (N,)
+        ints in [0, n_clusters)), by k-means on the pixels; y is not used. Records each cluster's share
+        in state."""
+        _, clusters = kmeans_clusters.kmeans(x, self.n_classes, onp.random.default_rng(CLUSTER_SEED))
+        shares = onp.bincount(clusters, minlength=self.n_classes) / len(clusters)
+        self.state["clusters"]["shares"] = shares.astype(onp.float32)
+        return x, clusters
 
     def sample_labels(self, rng, n):
         """Clusters for G: drawn with the training images' shares (n,)."""

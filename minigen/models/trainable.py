@@ -36,8 +36,8 @@ class Trainable:
         `minigen eval` prints both, with the FID and score of samples: minigen.metrics.eval_scores.
     needs_labels: whether step's batches are (x, y) rather than (x,).
     split_data: optional (x, y) -> the arrays whose minibatches step takes, for a model that
-        makes them itself (M2: a few labelled images kept aside, step fed the rest; a GAN: its
-        training_arrays, a self-conditioned GAN's pairing the images with their clusters).
+        makes them itself (M2: a few labelled images kept aside, step fed the rest; a self-
+        conditioned GAN: the images paired with their clusters).
     minibatches_per_step: how many minibatches one step consumes (a WGAN's n_critic).
     picture_columns: columns of the sample grids (a conditional model: one per class).
     averaged: a GAN's minigen.averaging.AveragedGenerator, which `sample` draws from (None: the
