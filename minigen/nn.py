@@ -99,7 +99,8 @@ def Dense(out_features, w_init=initializers.glorot_uniform, b_init=initializers.
 
 def Conv2d(out_channels, kernel_size, stride=1, padding=0,
            w_init=initializers.glorot_uniform, b_init=initializers.zeros):
-    """Convolution. x: (N, C, H, W) -> (N, out_channels, Ho, Wo); w: (O, C, k, k)."""
+    """Convolution. x: (N, C, H, W) -> (N, out_channels, Ho, Wo); w: (O, C, k, k).
+    apply(..., condition=y1): one-hot labels (N, K) read as K constant planes after x's C - K channels."""
     name = f"Conv2d({out_channels}, kernel_size={kernel_size}, stride={stride}, padding={padding})"
     _positive_int(name, "out_channels", out_channels)
     k, s, p = _sizes(name, "kernel_size", kernel_size), _sizes(name, "stride", stride), \
@@ -113,10 +114,13 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0,
         params = {"w": w_init(rng, (out_channels, c, *k)), "b": b_init(rng, (out_channels,))}
         return (out_channels, *out_hw), params
 
-    def apply(params, x, checked=False, **_):
+    def apply(params, x, checked=False, condition=None, **_):
         check_input(x, name, checked)
-        if onp.ndim(x) != 4 or onp.shape(x)[1] != params["w"].shape[1]:
-            raise _shape_error(name, (params["w"].shape[1], "H", "W"), x)
+        planes = 0 if condition is None else onp.shape(condition)[-1]  # label planes after x's channels
+        if onp.ndim(x) != 4 or onp.shape(x)[1] + planes != params["w"].shape[1]:
+            raise _shape_error(name, (params["w"].shape[1] - planes, "H", "W"), x)
+        if planes:  # a conditional D's labels, as class maps (ops.conv2d_label_planes)
+            return ops.conv2d_label_planes(x, condition, params["w"], params["b"], s, p)
         return ops.conv2d(x, params["w"], params["b"], s, p)
 
     return Layer(name, init, apply, ("Conv2d", {"stride": s, "padding": p}))
@@ -369,6 +373,7 @@ def Flatten():
 
 def Sequential(*layers):
     """Apply layers one after another. params and state are lists, one entry per layer.
+    apply(..., condition=y1): labels for the first layer, a Conv2d, to read as planes (Conv2d).
 
     Checks what enters: a float32 array of the shape given at init, with no NaN/Inf.
     A wrong shape deeper in the stack is reported with the layer's position.
@@ -384,14 +389,18 @@ def Sequential(*layers):
             params.append(p)
         return shape, params
 
-    def apply(params, x, *, train=False, rng=None, state=None, checked=False, **_):
+    def apply(params, x, *, train=False, rng=None, state=None, checked=False, condition=None, **_):
         if len(params) != len(layers):
             raise ValueError(f"{name}: got params for {len(params)} layers, expected {len(layers)}")
         check_input(x, "Sequential", checked)
+        first = layers[0].spec[1]["layer"] if layers[0].spec[:1] == ("SpectralNorm",) else layers[0]
+        if condition is not None and first.spec[:1] != ("Conv2d",):
+            raise ValueError(f"{name}: labels as planes (condition=) need a first layer Conv2d, got {layers[0].name}")
         for i, (layer, p) in enumerate(zip(layers, params)):
             sub_state = None if state is None else state.setdefault(str(i), {})
+            extra = {"condition": condition} if i == 0 and condition is not None else {}  # the input's planes
             try:  # checked=True: the input was checked above, the layers need not check it again
-                x = layer.apply(p, x, train=train, rng=rng, state=sub_state, checked=True)
+                x = layer.apply(p, x, train=train, rng=rng, state=sub_state, checked=True, **extra)
             except ValueError as err:
                 if str(err).startswith("layer "):
                     raise

@@ -4,6 +4,7 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from autograd import grad
 from test_sample_quality import reference_frechet
 
 from minigen import models, nn, ops
@@ -59,6 +60,40 @@ def test_the_conv_cgan_gives_d_the_label_as_constant_planes(rng):
     np.testing.assert_array_equal(d_in[:, 1:].min(axis=(2, 3)), ops.one_hot(np.array([7, 0]), 10))  # constant
     packed = ConditionalGAN(gan.generator, gan.discriminator, 8, (1, 28, 28), pack=2, label_input="planes")
     assert packed.d_input(x, np.array([7, 0])).shape == (1, 22, 28, 28)
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_the_conv_cgans_critic_reads_the_planes_as_class_maps(rng, spectral):
+    """What D scores (its first convolution adding one map per label) equals D on d_input's planes,
+    and its gradient in D's weights too; packed inputs keep the planes themselves."""
+    from minigen.models.dcgan import dcgan_discriminator
+    gan = ConditionalGAN(conv_cgan(latent=8, width=4).generator, dcgan_discriminator(4, spectral=spectral),
+                         8, (1, 28, 28), label_input="planes")
+    d = gan.init(rng)["discriminator"]
+    x, y = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32), np.array([7, 0, 7, 3, 9])
+    d_in, condition = gan.critic_inputs(x, y)
+    assert d_in.shape == (5, 1, 28, 28) and condition.shape == (5, 10)
+    via_planes = lambda p: gan.critic(p, gan.d_input(x, y))  # eval mode: spectral norm's u, v held
+    np.testing.assert_allclose(gan.score(d, x, y), via_planes(d), rtol=1e-5, atol=1e-6)
+    r = np.random.default_rng(2).standard_normal((5, 1)).astype(np.float32)  # a cotangent (batch norm's sum is ~0)
+    by_maps = leaves(grad(lambda p: np.sum(r * gan.score(p, x, y)))(d))
+    by_planes = leaves(grad(lambda p: np.sum(r * via_planes(p)))(d))
+    scale = max(np.abs(b).max() for b in by_planes)  # (the bias before batch norm has a gradient of ~0)
+    for a, b in zip(by_maps, by_planes):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale)
+    packed = ConditionalGAN(gan.generator, gan.discriminator, 8, (1, 28, 28), pack=5, label_input="planes")
+    assert packed.critic_inputs(x, y)[1] is None and packed.critic_inputs(x, y)[0].shape == (1, 55, 28, 28)
+
+
+def test_labels_as_planes_are_refused_where_the_first_layer_cannot_read_them(rng):
+    net = nn.Sequential(nn.Flatten(), nn.Dense(1))
+    params = net.init(rng, (11, 4, 4))[1]
+    with pytest.raises(ValueError, match="labels as planes .* need a first layer Conv2d, got Flatten"):
+        net.apply(params, np.zeros((2, 1, 4, 4), np.float32), condition=ops.one_hot(np.array([1, 2]), 10))
+    conv = nn.Conv2d(3, 2)
+    w = conv.init(rng, (11, 4, 4))[1]
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 1, H, W\), got \(2, 2, 4, 4\)"):
+        conv.apply(w, np.zeros((2, 2, 4, 4), np.float32), condition=ops.one_hot(np.array([1, 2]), 10))
 
 
 def test_the_conv_cgans_networks_both_read_the_label(rng):

@@ -193,6 +193,39 @@ def test_a_convolution_hands_on_its_output_in_the_layout_the_next_one_reads():
     assert np.shares_memory(channel_rows(z), z)
 
 
+@given(data=st.data(), k=st.integers(1, 4))
+def test_label_planes_as_class_maps_equal_the_planes_themselves(data, k):
+    """conv2d_label_planes(x, y1, w) = conv2d(append_condition(x, y1), w): values, the gradients in x
+    and w (through a second derivative, as WGAN-GP's penalty takes), and the memory order."""
+    x, w, b, s, p, _ = data.draw(conv_case())
+    labels = np.random.default_rng(len(x)).integers(k, size=len(x))
+    y1 = ops.one_hot(labels, k)
+    w = np.random.default_rng(k).standard_normal((len(w), x.shape[1] + k, *w.shape[2:])).astype(np.float32)
+    planes = ops.conv2d(ops.append_condition(x, y1), w, b, s, p)
+    maps = ops.conv2d_label_planes(x, y1, w, b, s, p)
+    scale = 1 + np.abs(planes).max()
+    np.testing.assert_allclose(maps, planes, atol=1e-5 * scale)
+    assert np.shares_memory(channel_rows(maps), maps)  # the next convolution reads it without a copy
+
+    def penalty(conv):  # a function of (x, w) with a gradient of a gradient inside
+        return lambda x_, w_: anp.sum(grad(lambda z: anp.sum(anp.tanh(conv(z, w_))))(x_) ** 2)
+
+    by_planes = penalty(lambda z, w_: ops.conv2d(ops.append_condition(z, y1), w_, b, s, p))
+    by_maps = penalty(lambda z, w_: ops.conv2d_label_planes(z, y1, w_, b, s, p))
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    for argnum in (0, 1):
+        np.testing.assert_allclose(grad(by_maps, argnum)(x64, w64), grad(by_planes, argnum)(x64, w64),
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_label_planes_as_class_maps_refuse_mismatched_shapes():
+    x, y1 = np.zeros((2, 1, 6, 6), np.float32), ops.one_hot(np.array([0, 2]), 3)
+    with pytest.raises(ValueError, match=r"a weight \(O, C \+ K, kh, kw\)"):
+        ops.conv2d_label_planes(x, y1, np.zeros((4, 3, 3, 3), np.float32))  # C + K = 4 channels, not 3
+    with pytest.raises(ValueError, match="one-hot labels"):
+        ops.conv2d_label_planes(x, y1[:1], np.zeros((4, 4, 3, 3), np.float32))
+
+
 def test_conv_errors_name_what_was_expected():
     x = np.zeros((2, 3, 8, 8), np.float32)
     with pytest.raises(ValueError, match="expects 3 input channels, input .* has 2"):

@@ -20,7 +20,10 @@ class ConditionalGAN(GAN):
     what d_input makes, by label_input:
         "features"  [flatten(x), onehot(y)]: (prod(data_shape) + n_classes,), for an MLP;
         "planes"    x with onehot(y) as n_classes constant planes: (C + n_classes, H, W), for a
-                    convolutional D (data_shape (C, H, W)).
+                    convolutional D (data_shape (C, H, W)). In training and scoring the planes
+                    are not built: D's first convolution adds one map per label instead
+                    (critic_inputs, ops.conv2d_label_planes), the same numbers for ~1/(1 + n_classes)
+                    of that layer's work.
     """
 
     def __init__(self, generator, discriminator, latent, data_shape, n_classes=10, pack=1, label_input="features"):
@@ -49,6 +52,14 @@ class ConditionalGAN(GAN):
         if self.label_input == "features":
             x = np.reshape(x, (n, -1))  # (N, D)
         return self.pack(append_condition(x, one_hot(y, self.n_classes, n)))
+
+    def critic_inputs(self, x, y=None):
+        """(d_in, condition) for GAN.critic. "planes", unpacked: (x (N, C, H, W), onehot(y) (N, n_classes)),
+        the planes left to D's first convolution; otherwise (d_input(x, y), None). (PacGAN's packing
+        interleaves each image's planes with the next image's channels: those are built.)"""
+        if self.label_input == "planes" and self.pack_size == 1:
+            return x, one_hot(y, self.n_classes, onp.shape(x)[0])
+        return self.d_input(x, y), None
 
     def sample(self, params, rng, n, y=None, state=None):
         """n fakes; by default the classes in turn, 0, 1, ..., so a 10-column grid has one digit per column."""

@@ -107,13 +107,20 @@ class GAN:
         resolutions during a fade, as Karras et al.'s `process_reals` does.) make_gan_step calls it."""
         return x
 
-    def critic(self, d_params, d_in, train=False):
-        """D on inputs already made by d_input: (M, *d_input_shape()) -> (M, 1)."""
-        return self.discriminator.apply(d_params, d_in, train=train, state=self.state["discriminator"])
+    def critic_inputs(self, x, y=None):
+        """(d_in, condition): what the critic is given, d_input(x, y) and no condition here. (A
+        ConditionalGAN whose labels are planes gives the images and the labels apart, for speed.)"""
+        return self.d_input(x, y), None
+
+    def critic(self, d_params, d_in, condition=None, train=False):
+        """D on inputs made by critic_inputs: (M, ...) -> (M, 1). condition: labels D's first layer
+        reads as planes (nn.Conv2d), or None."""
+        return self.discriminator.apply(d_params, d_in, train=train, state=self.state["discriminator"],
+                                        condition=condition)
 
     def score(self, d_params, x, y=None, train=False):
         """D's raw output per (packed) input: (N, *data_shape) -> (N/pack, 1)."""
-        return self.critic(d_params, self.d_input(x, y), train)
+        return self.critic(d_params, *self.critic_inputs(x, y), train=train)
 
     def sample(self, params, rng, n, y=None, state=None):
         """n fakes G(z), z ~ N(0, I): (n, *data_shape). y: (n,) labels for a ConditionalGAN.
@@ -225,11 +232,12 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     show = ops.sigmoid if logits else (lambda s: s)
     seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
 
-    def critic(d_params, d_in):
-        return gan.critic(d_params, d_in, train=True)
-
     def critic_objective(d_params, real, fake, y, eps, penalty_weight):
-        real_in, fake_in = gan.d_input(real, y), gan.d_input(fake, y)
+        (real_in, condition), (fake_in, _) = gan.critic_inputs(real, y), gan.critic_inputs(fake, y)
+
+        def critic(d_params, d_in):  # the same labels for both halves: the penalty interpolates images only
+            return gan.critic(d_params, d_in, condition, train=True)
+
         real_scores, fake_scores = critic(d_params, real_in), critic(d_params, fake_in)
         seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
         loss = d_loss(real_scores, fake_scores)
