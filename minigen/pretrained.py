@@ -104,7 +104,8 @@ def sampling_weights(config, trainable, dtype="float32"):
 
     A GAN keeps only a generator: its averaged one if it has one (module docstring), with the
     batch-norm statistics measured for the rounded average (so sampling the shipped weights
-    is sampling them); otherwise its last. Any other model keeps all its parameter groups.
+    is sampling them); otherwise its last. Any other model keeps all its parameter groups. The
+    model's own buffers are kept too (a self-conditioned GAN's cluster shares).
     The run's averaged weights are rounded in place, so that its sampler draws what the file will.
     """
     build = {key: config[key] for key in BUILD_FIELDS}
@@ -112,10 +113,18 @@ def sampling_weights(config, trainable, dtype="float32"):
     if average is not None:
         copy_into(average.params, _rounded(average.params, dtype))
         build["options"] = {k: v for k, v in config["options"].items() if k != "ema"}
-        return build, {"generator": copy_tree(average.params)}, {"generator": average.batch_norm_statistics()}
+        state = {"generator": average.batch_norm_statistics(), **_model_buffers(trainable)}
+        return build, {"generator": copy_tree(average.params)}, state
     keep = ["generator"] if "discriminator" in trainable.params else list(trainable.params)
     params = {g: _rounded(trainable.params[g], dtype) for g in keep}
-    return build, params, {g: trainable.state[g] for g in keep if g in trainable.state}
+    return build, params, {**{g: trainable.state[g] for g in keep if g in trainable.state}, **_model_buffers(trainable)}
+
+
+def _model_buffers(trainable):
+    """State groups of the model itself, not of a network nor of the average: a self-conditioned GAN's
+    cluster shares (minigen.models.selfcond), which its sampler draws the clusters by."""
+    average = trainable.averaged.state if trainable.averaged is not None else None
+    return {g: s for g, s in trainable.state.items() if g not in trainable.params and s is not average}
 
 
 def _rounded(tree, dtype):

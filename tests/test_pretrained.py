@@ -131,6 +131,19 @@ def test_a_packaged_averaged_gan_samples_what_the_run_samples(tmp_path, dtype):
     np.testing.assert_allclose(after, before, atol=0 if dtype == "float32" else 0.02)
 
 
+def test_a_packaged_self_conditioned_gan_keeps_its_cluster_shares(tmp_path):
+    """Its sampler draws clusters by their shares of the training images: those travel with the weights."""
+    config = {"model": "dcgan", "options": {"width": "4", "ema": "0.9", "clusters": "3"}, "seed": 0, "lr": None}
+    trainable = models.build("dcgan", config["options"], np.random.default_rng(0))
+    trainable.state["clusters"]["shares"] = np.array([0.0, 0.75, 0.25], np.float32)  # as training_arrays sets
+    package(tmp_path, config, trainable, "float32")
+    assert "state/clusters/shares" in read_arrays(tmp_path / "tiny.npz")
+    _, loaded = pretrained.load("tiny", tmp_path)
+    np.testing.assert_array_equal(loaded.state["clusters"]["shares"], [0.0, 0.75, 0.25])
+    draw = [model.sample(np.random.default_rng(3), 6) for model in (loaded, trainable)]
+    np.testing.assert_array_equal(*draw)
+
+
 def test_a_packaged_vae_keeps_its_encoder_for_the_likelihood(tmp_path):
     config = {"model": "vae", "options": {"hidden": "16", "latent": "2"}, "seed": 0, "lr": None}
     trainable = models.build("vae", config["options"], np.random.default_rng(5))
