@@ -381,6 +381,10 @@ def Sequential(*layers):
     if not all(isinstance(layer, Layer) for layer in layers):
         raise TypeError("Sequential takes layers such as Dense(128) or ReLU(); did you forget the ()?")
     name = "Sequential(" + ", ".join(layer.name for layer in layers) + ")"
+    first = layers[0] if layers else None
+    if first is not None and first.spec[:1] == ("SpectralNorm",):
+        first = first.spec[1]["layer"]
+    reads_planes = first is not None and first.spec[:1] == ("Conv2d",)  # it may be given condition= (Conv2d)
 
     def init(rng, input_shape):
         shape, params = tuple(input_shape), []
@@ -393,9 +397,9 @@ def Sequential(*layers):
         if len(params) != len(layers):
             raise ValueError(f"{name}: got params for {len(params)} layers, expected {len(layers)}")
         check_input(x, "Sequential", checked)
-        first = layers[0].spec[1]["layer"] if layers[0].spec[:1] == ("SpectralNorm",) else layers[0]
-        if condition is not None and first.spec[:1] != ("Conv2d",):
-            raise ValueError(f"{name}: labels as planes (condition=) need a first layer Conv2d, got {layers[0].name}")
+        if condition is not None and not reads_planes:
+            raise ValueError(f"{name}: labels as planes (condition=) need a first layer Conv2d, got "
+                             f"{layers[0].name if layers else 'no layer'}")
         for i, (layer, p) in enumerate(zip(layers, params)):
             sub_state = None if state is None else state.setdefault(str(i), {})
             extra = {"condition": condition} if i == 0 and condition is not None else {}  # the input's planes
