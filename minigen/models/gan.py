@@ -232,17 +232,18 @@ def make_gan_step(gan, params, g_opt, d_opt, rng, d_loss=losses.discriminator_lo
     show = ops.sigmoid if logits else (lambda s: s)
     seen = {}  # scores and penalty of the last critic evaluation, kept out of the autograd trace
 
+    def critic(d_params, d_in):  # D on d_input's arrays, for the penalty (critic_objective)
+        return gan.critic(d_params, d_in, train=True)
+
     def critic_objective(d_params, real, fake, y, eps, penalty_weight):
         (real_in, condition), (fake_in, _) = gan.critic_inputs(real, y), gan.critic_inputs(fake, y)
-
-        def critic(d_params, d_in):  # the same labels for both halves: the penalty interpolates images only
-            return gan.critic(d_params, d_in, condition, train=True)
-
-        real_scores, fake_scores = critic(d_params, real_in), critic(d_params, fake_in)
+        real_scores = gan.critic(d_params, real_in, condition, train=True)
+        fake_scores = gan.critic(d_params, fake_in, condition, train=True)
         seen["real"], seen["fake"] = getval(real_scores), getval(fake_scores)
         loss = d_loss(real_scores, fake_scores)
-        if penalty_weight:  # the penalty differentiates the very function the loss scores with
-            penalty = losses.gradient_penalty(critic, d_params, real_in, fake_in, eps, penalty_weight)
+        if penalty_weight:  # the gradient over all D reads, as d_input builds it: a conditional D's planes too
+            penalty = losses.gradient_penalty(critic, d_params, gan.d_input(real, y), gan.d_input(fake, y), eps,
+                                              penalty_weight)
             seen["gp"] = float(getval(penalty)) * gp_weight / penalty_weight  # logged at weight gp_weight
             loss = loss + penalty
         return loss
