@@ -374,6 +374,24 @@ def test_packed_penalty_is_on_the_gradient_of_each_packed_input(rng):
     assert abs(logged - 10 * np.mean([(np.linalg.norm(half) - 1) ** 2 for half in (w[:2], w[2:])])) > 1e-3
 
 
+def test_a_conditional_critics_penalty_takes_the_gradient_over_its_label_planes_too(rng):
+    """A linear convolutional critic has one gradient v for every input, so the logged penalty is
+    λ(‖v‖ - 1)², v over all that d_input builds, image and label planes, though the loss reads the
+    planes as class maps (ops.conv2d_label_planes); not λ(‖v over the image‖ - 1)²."""
+    from minigen.models.conditional import ConditionalGAN
+    g = nn.Sequential(nn.Dense(36), nn.Reshape((1, 6, 6)))
+    d = nn.Sequential(nn.Conv2d(2, 3, stride=2), nn.Flatten(), nn.Dense(1))
+    gan = ConditionalGAN(g, d, 2, (1, 6, 6), n_classes=3, label_input="planes")
+    params = gan.init(rng)
+    x, y = rng.random((4, 1, 6, 6), dtype=np.float32), np.array([0, 1, 2, 1])
+    v = grad(lambda u: anp.sum(gan.critic(params["discriminator"], u)))(gan.d_input(x[:1], y[:1])).astype(float)
+    step = make_gan_step(gan, params, SGD(params["generator"]), SGD(params["discriminator"]), rng,
+                         losses.wgan_critic_loss, losses.wgan_generator_loss, gp_weight=10.0, logits=False)
+    logged = step((x, y))["gp"]
+    assert logged == pytest.approx(10 * (np.linalg.norm(v) - 1) ** 2, rel=1e-4)
+    assert abs(logged - 10 * (np.linalg.norm(v[:, :1]) - 1) ** 2) > 1e-3
+
+
 def test_penalty_input_gradient_is_that_of_the_loss_critic_with_layer_norm(rng, monkeypatch):
     from minigen.models.dcgan import dcgan
     gan = dcgan(latent=4, width=2, critic_norm="layer")
