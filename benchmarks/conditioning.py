@@ -38,6 +38,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=120, help="timed steps of each (after 10 of warm-up)")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be a positive integer, got {args.steps}")
     rng = np.random.default_rng(0)
     images, clusters = rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(10, size=64)
     trainables = {f"clusters={k}": models.build("dcgan", {**RECIPE, "clusters": str(k)}, np.random.default_rng(1))

@@ -101,8 +101,9 @@ def cmd_train(args):
             print(f"{verb} {config['model']} on {len(x)} images; writing to {out}/")
             began = time.perf_counter()
             arrays = trainable.training_arrays(x, y)  # a self-conditioned GAN clusters the images here
-            if time.perf_counter() - began > 1:  # say where the wait went: it is not in the --minutes budget
-                print(f"prepared the training data in {time.perf_counter() - began:.1f} s (before the budget)")
+            prepared = time.perf_counter() - began
+            if prepared > 1:  # say where the wait went: it is not in the --minutes budget
+                print(f"prepared the training data in {prepared:.1f} s (before the budget)")
             batch = config["batch_size"] * trainable.minibatches_per_step  # a WGAN step eats n_critic minibatches
             minutes = config.get("minutes")  # a budget for this process's training loop, checked every step
             history = train.train_epochs(
