@@ -1,16 +1,21 @@
 """Quality per minute: the DCGAN recipe trained by minigen and by a plain-torch twin, FID against wall time.
 
     python benchmarks/gan_quality.py [--minutes 15] [--every 3] [--threads 2] [--seed 0] [--width 32]
-                                     [--norm none] [--no-reuse] [--n 10000] [--out runs/gan_quality]
+                                     [--norm none] [--clusters 10] [--no-reuse] [--n 10000]
+                                     [--out runs/gan_quality]
 
-Both libraries train the demo's unconditional recipe (demos/dcgan_mnist.py --preset unclustered;
-the twin has no self-conditioning, the demo's default since): the DCGAN of
-minigen/models/dcgan.py at width 32 with no batch norm in D, Adam(1e-3, betas (0.5, 0.999)) for both nets,
-batch 64, the non-saturating loss, G's step scoring the fakes of D's step again (--reuse),
-and samples from the averaged generator (decay 0.9995, Yazıcı et al. 2019; batch-norm
-statistics measured again for the averaged weights). They start from the same weights
-(copied by minigen.interop), read the training images in the same order and draw the same
-z, so until float rounding parts them they take the same steps; what differs is how many steps fit in a minute.
+Both libraries train the DCGAN demo's recipe (demos/dcgan_mnist.py): the DCGAN of
+minigen/models/dcgan.py at width 32 with no batch norm in D, self-conditioned on 10 k-means
+clusters of the training images (--clusters; 0: unconditional, the demo's --preset unclustered),
+Adam(1e-3, betas (0.5, 0.999)) for both nets, batch 64, the non-saturating loss, G's step
+scoring the fakes of D's step again (--reuse), and samples from the averaged generator (decay
+0.9995, Yazıcı et al. 2019; batch-norm statistics measured again for the averaged weights).
+They start from the same weights (copied by minigen.interop), read the training images (and
+their clusters, found once by minigen.clusters for both) in the same order and draw the same z,
+so until float rounding parts them they take the same steps; what differs is how many steps
+fit in a minute. The torch twin tells its D the cluster as a plain torch model would, with
+constant planes concatenated to the image (benchmarks/twins.py); minigen adds one map per
+cluster in D's first convolution instead (minigen.ops.conv2d_label_planes).
 
 Each trains for --minutes of training time, one after the other (minigen first),
 each in a fresh process, so that neither inherits the other's heap, caches or
@@ -46,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--width", type=int, default=32, help="DCGAN channels (the demo's --set width)")
     p.add_argument("--norm", choices=CRITIC_NORMS, default="none",
                    help="D's normalisation (the demo's --set norm; batch: the paper's, the demo's before)")
+    p.add_argument("--clusters", type=int, default=10,
+                   help="k-means clusters both nets are told (the demo's --set clusters; 0: unconditional)")
     p.add_argument("--n", type=int, default=10000, help="samples per FID")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
@@ -59,6 +66,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.n < 2:
         raise SystemExit(f"--n must be at least 2 (FID fits a covariance to the samples), got {args.n}")
+    if args.clusters == 1 or args.clusters < 0:
+        raise SystemExit(f"--clusters must be 0 (unconditional) or at least 2, got {args.clusters}")
     if not 0 < args.every <= args.minutes:
         raise SystemExit(f"--every must be in (0, --minutes]; got --every {args.every}, --minutes {args.minutes}")
     return args
@@ -69,7 +78,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from twins import TorchAveragedGenerator, TorchGAN, torch_discriminator_loss, torch_nonsaturating  # noqa: E402
+from twins import TorchAveragedGenerator, TorchGAN, statistics_inputs, torch_discriminator_loss, torch_nonsaturating  # noqa: E402
 
 from minigen.allocator import keep_freed_memory  # noqa: E402
 from minigen.averaging import AveragedGenerator  # noqa: E402
@@ -89,7 +98,8 @@ def minibatch_indices(seed, n, batch_size):
 
 
 def minigen_contender(gan, params, recipe, ema, noise_seed):
-    """(step(real) -> (d_loss, g_loss), generate(z) -> images) of minigen's recipe: make_gan_step
+    """(step(real, y=None) -> (d_loss, g_loss), generate(z, y=None) -> images) of minigen's recipe
+    (y: a self-conditioned GAN's clusters, of the real images or asked of G): make_gan_step
     drawing z from a Generator seeded noise_seed, then the averaged generator's update. Like the
     demo's training loop, it first tells malloc to keep freed memory for the next step (minigen.allocator):
     race() calls the step itself, and without it every step faults in fresh pages (benchmarks/README.md,
@@ -99,12 +109,12 @@ def minigen_contender(gan, params, recipe, ema, noise_seed):
     average = AveragedGenerator(gan, params["generator"], ema)
     step = average.after_each(step)
 
-    def train_step(real):
-        metrics = step((real,))
+    def train_step(real, y=None):
+        metrics = step((real,) if y is None else (real, y))
         return metrics["d_loss"], metrics["g_loss"]
 
-    def generate(z):
-        return gan.generate(average.params, z, state=average.batch_norm_statistics())
+    def generate(z, y=None):
+        return gan.generate(average.params, z, y, state=average.batch_norm_statistics())
 
     return train_step, generate
 
@@ -112,37 +122,45 @@ def minigen_contender(gan, params, recipe, ema, noise_seed):
 def torch_contender(gan, twin, recipe, ema, noise_seed):
     """The same pair for the torch twin (benchmarks/twins.py), drawing the same z as minigen_contender."""
     rng = np.random.default_rng(noise_seed)
-    average = TorchAveragedGenerator(twin.G, ema, gan.latent)
+    average = TorchAveragedGenerator(twin.G, ema, statistics_inputs(gan, twin))
 
-    def train_step(real):
-        losses = twin.step(torch.from_numpy(real), recipe, torch_discriminator_loss, torch_nonsaturating, rng=rng)
+    def train_step(real, y=None):
+        losses = twin.step(torch.from_numpy(real), recipe, torch_discriminator_loss, torch_nonsaturating, rng=rng,
+                           y=y)
         average.update()
         return losses
 
-    def generate(z):
-        return average.generate(torch.from_numpy(z)).numpy()
+    def generate(z, y=None):
+        return average.generate(twin.condition(torch.from_numpy(z), y)).numpy()
 
     return train_step, generate
 
 
-def contender(library, seed, width, norm, lr, ema, reuse=False):
-    """(gan, (train_step, generate)) of "minigen" or "torch" (see minigen_contender). Both start from
+def contender(library, x, seed, width, norm, lr, ema, reuse=False, clusters=0):
+    """(gan, arrays, (train_step, generate)) of "minigen" or "torch" (see minigen_contender) for the
+    training images x (N, 1, 28, 28). arrays: what the minibatches are cut from, (x,) or, with
+    clusters, (x, each image's cluster) by k-means (minigen.models.selfcond, the same for both
+    libraries; it also records the clusters' shares, by which sampling draws them). Both start from
     the weights of gan.init with `seed`, the twin's copied by interop; both draw their noise from seed + 2."""
-    gan = dcgan(width=width, critic_norm=norm)
+    gan = dcgan(width=width, critic_norm=norm, clusters=clusters)
+    arrays = gan.training_arrays(x, None) if gan.training_arrays else (x,)
     params = gan.init(np.random.default_rng(seed))
     recipe = replace(RECIPES["gan"], lr=lr, reuse_fakes=reuse)  # the non-saturating GAN, Adam betas (0.5, 0.999)
     if library == "minigen":
-        return gan, minigen_contender(gan, params, recipe, ema, seed + 2)
-    return gan, torch_contender(gan, TorchGAN(gan, params), recipe, ema, seed + 2)
+        return gan, arrays, minigen_contender(gan, params, recipe, ema, seed + 2)
+    return gan, arrays, torch_contender(gan, TorchGAN(gan, params), recipe, ema, seed + 2)
 
 
 def score(gan, generate, reference, n, chunk=1000):
     """FID and score of n samples (mean, sd over SAMPLE_SEEDS), drawn chunk by chunk: minigen's
-    transposed convolution would hold about 1 GB of columns for 10,000 samples at once."""
+    transposed convolution would hold about 1 GB of columns for 10,000 samples at once. A
+    self-conditioned GAN's clusters are drawn by their shares after z, as its sample() draws them."""
     per_seed = []
     for seed in SAMPLE_SEEDS:
-        z = gan.sample_latent(np.random.default_rng(seed), n)  # (n, latent): the same z for both
-        samples = np.concatenate([generate(z[i:i + chunk]) for i in range(0, n, chunk)])
+        rng = np.random.default_rng(seed)
+        z, y = gan.sample_latent(rng, n), gan.sample_labels(rng, n)  # the same z (and clusters) for both
+        samples = np.concatenate([generate(z[i:i + chunk], None if y is None else y[i:i + chunk])
+                                  for i in range(0, n, chunk)])
         per_seed.append(sample_quality(samples, reference))
     return {**mean_and_sd(per_seed), "per_seed": per_seed}
 
@@ -153,14 +171,16 @@ def checkpoint_seconds(minutes, every):
     return marks if marks and abs(marks[-1] - 60 * minutes) < 1e-6 else marks + [60 * minutes]
 
 
-def race(name, train_step, score_now, x, args):
-    """Train one library until each checkpoint's training time (scoring excluded), score there."""
-    order = minibatch_indices(args.seed + 1, len(x), args.batch_size)
+def race(name, train_step, score_now, arrays, args):
+    """Train one library until each checkpoint's training time (scoring excluded), score there.
+    arrays: (images,) or (images, clusters), cut into the same minibatches."""
+    order = minibatch_indices(args.seed + 1, len(arrays[0]), args.batch_size)
     trained, steps, rows = 0.0, 0, []
     for budget in checkpoint_seconds(args.minutes, args.every):
         while trained < budget:
+            idx = next(order)
             start = time.perf_counter()
-            train_step(x[next(order)])
+            train_step(*(a[idx] for a in arrays))
             trained += time.perf_counter() - start
             steps += 1
         rows.append({"library": name, "budget_s": budget, "train_s": trained, "steps": steps,
@@ -205,9 +225,9 @@ def run_library(args):
     """The child process: train and score one library, write its rows to --out/<library>.json."""
     machine_header(args.threads)  # sets torch.set_num_threads(args.threads)
     (x, _), (x_test, _) = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    gan, (train_step, generate) = contender(args.library, args.seed, args.width, args.norm, args.lr, args.ema,
-                                            args.reuse)
-    rows = race(args.library, train_step, partial(score, gan, generate, x_test, args.n), x, args)
+    gan, arrays, (train_step, generate) = contender(args.library, x, args.seed, args.width, args.norm, args.lr,
+                                                    args.ema, args.reuse, args.clusters)
+    rows = race(args.library, train_step, partial(score, gan, generate, x_test, args.n), arrays, args)
     with open(Path(args.out) / f"{args.library}.json", "w") as f:
         json.dump(rows, f, indent=2)
 
@@ -223,7 +243,9 @@ def main():
     for library in LIBRARIES:  # one after the other, each in a fresh process: no heap or state shared
         subprocess.run([sys.executable, __file__, *sys.argv[1:], "--library", library], check=True)
         rows += json.loads((out / f"{library}.json").read_text())
-    title = f"DCGAN width {args.width}, {args.threads} threads, load {os.getloadavg()[0]:.1f} at the end"
+    conditioning = f"{args.clusters} clusters" if args.clusters else "unconditional"
+    title = (f"DCGAN width {args.width}, {conditioning}, {args.threads} threads, "
+             f"load {os.getloadavg()[0]:.1f} at the end")
     print(f"\n{title}\n{header}\n\n{table(rows)}")
     with open(out / "table.json", "w") as f:
         json.dump({"machine": header, "args": vars(args), "rows": rows}, f, indent=2)

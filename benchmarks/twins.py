@@ -85,7 +85,10 @@ class TorchGAN(torch.nn.Module):
     """A minigen GAN's generator and discriminator in torch (training mode: batch norm on batch statistics).
 
     For a ConditionalGAN (gan.n_classes > 0) both nets read the one-hot label appended to their
-    input, as minigen.ops.append_condition does: G [z, onehot(y)], D [flatten(x), onehot(y)].
+    input, as minigen.ops.append_condition does: G [z, onehot(y)]; D [flatten(x), onehot(y)], or
+    for label_input "planes" (a conditional or self-conditioned DCGAN) x with n_classes constant
+    planes, built and concatenated as a plain torch model would (minigen adds one map per label
+    in D's first convolution instead: the same numbers).
     """
 
     def __init__(self, gan, params):
@@ -98,10 +101,13 @@ class TorchGAN(torch.nn.Module):
         self.opts = None
 
     def condition(self, x, y):
-        """x with the one-hot labels y appended, flattened first for a conditional D: (N, ...) -> (N, F + K)."""
+        """x with the one-hot labels y appended: z (N, latent) -> (N, latent + K); images as planes
+        (N, C, H, W) -> (N, C + K, H, W) for label_input "planes", else flattened (N, F) -> (N, F + K)."""
         if not self.gan.n_classes:
             return x
         y1 = torch.nn.functional.one_hot(torch.as_tensor(y), self.gan.n_classes).to(x.dtype)
+        if x.dim() == 4 and self.gan.label_input == "planes":
+            return torch.cat([x, y1[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
         return torch.cat([x.flatten(1), y1], dim=1)
 
     def generate(self, z, y=None):
@@ -159,16 +165,29 @@ class TorchGAN(torch.nn.Module):
                 "discriminator": grads_as_minigen(self.gan.discriminator, self.D, self.gan.d_input_shape())}
 
 
+def statistics_inputs(gan, twin, stat_batches=4, stat_batch_size=256):
+    """The inputs on which minigen's AveragedGenerator measures batch norm's statistics, as the
+    twin's G reads them: z and (conditional) labels drawn from seed 0 in AveragedGenerator's
+    order, a list of stat_batches (stat_batch_size, latent [+ K]) tensors."""
+    rng = np.random.default_rng(0)
+    inputs = []
+    for _ in range(stat_batches):
+        z = torch.from_numpy(gan.sample_latent(rng, stat_batch_size))
+        inputs.append(twin.condition(z, gan.sample_labels(rng, stat_batch_size)))
+    return inputs
+
+
 class TorchAveragedGenerator:
     """minigen.averaging.AveragedGenerator in torch: a moving average of G's weights with the same
     ramp β_t (torch.optim.swa_utils.AveragedModel with that average as its avg_fn), batch-norm
-    statistics measured again for the averaged weights by update_bn over the same fresh z as
-    minigen's (Izmailov et al. 2018, §3.2).
+    statistics measured again for the averaged weights by update_bn over the same fresh inputs
+    as minigen's (Izmailov et al. 2018, §3.2).
 
     generator: the live torch G, trained elsewhere; update() after each of its steps.
+    stat_inputs: G's inputs to measure the statistics on (statistics_inputs).
     """
 
-    def __init__(self, generator, decay, latent, stat_batches=4, stat_batch_size=256):
+    def __init__(self, generator, decay, stat_inputs):
         from torch.optim.swa_utils import AveragedModel
 
         def ramped_ema(average, param, num_averaged):  # at the t-th update num_averaged is t (the copy was 0)
@@ -180,9 +199,7 @@ class TorchAveragedGenerator:
         # AveragedModel's first update copies the weights instead of averaging: taken now, before any
         # step, the average starts at G's initial weights, as minigen's does
         self.average.update_parameters(generator)
-        stat_rng = np.random.default_rng(0)  # minigen's AveragedGenerator measures on these z
-        self.stat_z = [torch.from_numpy(stat_rng.standard_normal((stat_batch_size, latent), dtype=np.float32))
-                       for _ in range(stat_batches)]
+        self.stat_inputs = stat_inputs
         self.measured = False
 
     def update(self):
@@ -191,11 +208,11 @@ class TorchAveragedGenerator:
         self.measured = False
 
     @torch.no_grad()
-    def generate(self, z):
-        """The averaged G on z (N, latent) -> (N, *data_shape), in eval mode with its own statistics
-        (measured again only if the average has changed since they were last measured)."""
+    def generate(self, g_input):
+        """The averaged G on its input (N, latent [+ K]) -> (N, *data_shape), in eval mode with its
+        own statistics (measured again only if the average has changed since they were last measured)."""
         from torch.optim.swa_utils import update_bn
         if not self.measured:
-            update_bn(self.stat_z, self.average)  # train-mode passes, plain means over the batches
+            update_bn(self.stat_inputs, self.average)  # train-mode passes, plain means over the batches
             self.measured = True
-        return self.average.eval()(z)
+        return self.average.eval()(g_input)
