@@ -137,3 +137,25 @@ def test_eval_scores_reports_each_seed_and_their_mean_and_sample_sd():
         assert scores[key] == pytest.approx(np.mean(values), rel=1e-12)
         assert scores[key + "_sd"] == pytest.approx(np.std(values, ddof=1), rel=1e-12) and scores[key + "_sd"] > 0
     assert scores["lit_background"] > metrics.lit_background(pool, x[:300]) + 0.1  # the stuck corner shows
+
+
+def test_a_tiny_gan_run_with_a_stuck_pixel_is_caught_by_the_lit_background_check():
+    """The issue's stuck pixel, made on purpose in a tiny run: the lecture's MLP GAN trained 30 steps on
+    the packaged digits, its output layer's biases then set so that every pixel is dark but the corner
+    (0, 0), which real digits never light. eval_scores (what `minigen eval` and the demos report) must
+    count every sample as lit; with the corner dark too, none."""
+    from minigen.metrics import eval_scores
+    from minigen.models.gan import build
+    x, y = load_mnist_sample("train")
+    run = build("gan", {}, np.random.default_rng(0))
+    for start in range(0, 30 * 64, 64):
+        run.step((x[start:start + 64],))
+    output_bias = run.params["generator"][2]["b"]  # Dense 784 before the sigmoid: one bias per pixel
+    output_bias[...] = -30.0  # sigmoid(-30 + W h) ~ 0 for this run's small hidden activations
+    output_bias[0] = 30.0  # pixel (0, 0): stuck on
+    x_test, y_test = x[-300:], y[-300:]
+    stuck = eval_scores(run, x_test, y_test)
+    output_bias[0] = -30.0
+    clean = eval_scores(run, x_test, y_test)
+    assert [s["lit_background"] for s in stuck["per_seed"]] == [1.0, 1.0, 1.0]
+    assert [s["lit_background"] for s in clean["per_seed"]] == [0.0, 0.0, 0.0]
