@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from minigen import interop
-from minigen.averaging import ramped_decay
+from minigen.averaging import ramped_decay, statistics_draws
 
 
 def grads_as_minigen(net, module, input_shape):
@@ -165,16 +165,10 @@ class TorchGAN(torch.nn.Module):
                 "discriminator": grads_as_minigen(self.gan.discriminator, self.D, self.gan.d_input_shape())}
 
 
-def statistics_inputs(gan, twin, stat_batches=4, stat_batch_size=256):
-    """The inputs on which minigen's AveragedGenerator measures batch norm's statistics, as the
-    twin's G reads them: z and (conditional) labels drawn from seed 0 in AveragedGenerator's
-    order, a list of stat_batches (stat_batch_size, latent [+ K]) tensors."""
-    rng = np.random.default_rng(0)
-    inputs = []
-    for _ in range(stat_batches):
-        z = torch.from_numpy(gan.sample_latent(rng, stat_batch_size))
-        inputs.append(twin.condition(z, gan.sample_labels(rng, stat_batch_size)))
-    return inputs
+def statistics_inputs(gan, twin):
+    """The inputs on which minigen's AveragedGenerator measures batch norm's statistics
+    (minigen.averaging.statistics_draws), as the twin's G reads them: (N, latent [+ K]) tensors."""
+    return [twin.condition(torch.from_numpy(z), y) for z, y in statistics_draws(gan)]
 
 
 class TorchAveragedGenerator:

@@ -85,6 +85,15 @@ def counting_statistics(live_state):
     return fresh or None
 
 
+def statistics_draws(gan, stat_batches=4, stat_batch_size=256):
+    """The generator inputs on which AveragedGenerator measures batch norm's statistics: a list of
+    stat_batches pairs (z (stat_batch_size, latent), labels (stat_batch_size,) or None), drawn from
+    seed 0, z then the labels of each batch, so that sampling never draws from the run's stream."""
+    rng = np.random.default_rng(0)
+    return [(gan.sample_latent(rng, stat_batch_size), gan.sample_labels(rng, stat_batch_size))
+            for _ in range(stat_batches)]
+
+
 class AveragedGenerator(MovingAverage):
     """A moving average of a GAN generator's weights, and a sampler that uses it.
 
@@ -117,10 +126,7 @@ class AveragedGenerator(MovingAverage):
         state = counting_statistics(self.gan.state["generator"])
         if state is None:  # no batch norm (or not trained yet): nothing to measure
             return self.gan.state["generator"]
-        rng = np.random.default_rng(0)
-        for _ in range(self.stat_batches):
-            n = self.stat_batch_size
-            z, y = self.gan.sample_latent(rng, n), self.gan.sample_labels(rng, n)
+        for z, y in statistics_draws(self.gan, self.stat_batches, self.stat_batch_size):
             # train mode: normalised by this batch's own statistics, which the counting state averages;
             # the live G's running statistics would normalise the averaged G's activations wrongly
             self.gan.generate(self.params, z, y, train=True, state=state)
