@@ -232,16 +232,16 @@ def BatchNorm(momentum=0.1, eps=1e-5):
         c = params["gamma"].shape[0]
         if onp.ndim(x) not in (2, 4) or onp.shape(x)[1] != c:
             raise _shape_error(name, (c,) if onp.ndim(x) == 2 else (c, "H", "W"), x)
-        axes = (0,) if onp.ndim(x) == 2 else (0, 2, 3)
         bshape = (1, c) + (1,) * (onp.ndim(x) - 2)
         if train and onp.size(x) // c < 2:  # one value per channel: variance 0, output 0 (torch raises too)
             raise ValueError(f"{name}: train mode needs more than one value per channel to estimate a "
                              f"variance, got input of shape {tuple(onp.shape(x))}; use a batch of 2 or more")
         if train:
-            if state is not None:  # the statistics as plain numbers: nothing differentiates the running averages
-                value = getval(x)
-                _update_running_stats(state, value.mean(axis=axes), value.var(axis=axes), x.size // c, momentum)
-            return ops.batch_norm_train(x, params["gamma"], params["beta"], eps)  # one primitive, VJP by hand
+            # Measured once, as plain numbers: the running averages, the forward and the backward pass read them.
+            stats = ops.batch_statistics(getval(x), eps)
+            if state is not None:
+                _update_running_stats(state, stats.mean, stats.var, x.size // c, momentum)
+            return ops.batch_norm_train(x, params["gamma"], params["beta"], eps, stats=stats)  # VJP by hand
         mean = (state or {}).get("mean", onp.zeros(c, onp.float32)).reshape(bshape)
         var = (state or {}).get("var", onp.ones(c, onp.float32)).reshape(bshape)
         x_hat = (x - mean) / np.sqrt(var + eps)

@@ -29,7 +29,7 @@ from autograd.tracer import getval, isbox
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minigen import autograd_patches  # noqa: F401 (installs float32 VJPs of mean, var, std, max, min)
-from minigen.backprop import batch_norm_train, dense  # noqa: F401 (the layers' primitives, ops.dense etc.)
+from minigen.backprop import batch_norm_train, batch_statistics, dense  # noqa: F401 (the layers' primitives, ops.dense etc.)
 from minigen.im2col import batch_first, channel_rows, col2im, columns, pad_batch_last
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from autograd import grad
+from autograd.tracer import getval
 
 from minigen import nn, ops
 from minigen.gradcheck import numerical_grad, relative_error
@@ -38,6 +39,9 @@ CASES = {
                          lambda rng, dt: [rng.standard_normal(s).astype(dt) for s in ((5, 4), (4, 1), (1,))]),
     "batch_norm_2d": (ops.batch_norm_train, plain_batch_norm, bn_args((6, 3))),
     "batch_norm_4d": (ops.batch_norm_train, plain_batch_norm, bn_args((3, 2, 3, 4))),
+    # as the BatchNorm layer calls it: the statistics measured once, outside, and handed in
+    "batch_norm_4d_given_statistics": (lambda x, gamma, beta: ops.batch_norm_train(
+        x, gamma, beta, stats=ops.batch_statistics(getval(x))), plain_batch_norm, bn_args((3, 2, 3, 4))),
     "bce_with_logits": (ops.bce_with_logits, lambda z, t: anp.logaddexp(0, z) - t * z,
                         lambda rng, dt: [3 * rng.standard_normal((4, 5)).astype(dt), rng.random((4, 5)).astype(dt)]),
 }
@@ -144,3 +148,19 @@ def test_layers_use_the_primitives():
     g = grad(lambda W: anp.sum(dense.apply({"W": W, "b": p["b"]}, x) ** 2))(p["W"])
     np.testing.assert_allclose(g, 2 * x.T @ (x @ p["W"] + p["b"]), rtol=1e-5, atol=1e-6)
     assert g.dtype == np.float32 and g.flags.c_contiguous  # X^T G from matmul, not a transposed view
+
+
+def test_batch_norm_given_its_statistics_gives_the_same_bits():
+    """The layer measures the statistics once and hands them to the primitive, whose backward pass
+    then skips measuring them again: the same numbers as measuring them inside, to the bit."""
+    rng = np.random.default_rng(7)
+    x, gamma, beta = bn_args((8, 3, 5, 5))(rng, np.float32)
+    r = rng.standard_normal(x.shape).astype(np.float32)
+    measured_inside = lambda x, gamma: anp.sum(ops.batch_norm_train(x, gamma, beta) * r)
+    handed_in = lambda x, gamma: anp.sum(ops.batch_norm_train(x, gamma, beta, stats=ops.batch_statistics(getval(x)))
+                                         * r)
+    for i in (0, 1):
+        np.testing.assert_array_equal(grad(handed_in, i)(x, gamma), grad(measured_inside, i)(x, gamma))
+    stats = ops.batch_statistics(x)
+    np.testing.assert_allclose(stats.mean, x.mean(axis=(0, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(stats.var, x.var(axis=(0, 2, 3)), rtol=1e-5)
