@@ -1,8 +1,9 @@
 """conv2d and conv_transpose2d, forward + backward, minigen against torch on the CPU.
 
-    python benchmarks/conv_speed.py [--threads 2] [--reps 30] [--json FILE]
+    python benchmarks/conv_speed.py [--threads 2] [--reps 30] [--width 64] [--json FILE]
 
-The layer sizes are those of a DCGAN on MNIST (batch 64). Both libraries get the
+The layer sizes are those of a DCGAN on MNIST (batch 64): --width 64 is the paper's
+(run.py's conv row), --width 32 the DCGAN demo's. Both libraries get the
 same inputs and the same number of threads; their steps are interleaved so that
 drift in the machine's speed (turbo, other load) hits both alike, and each figure
 is the median over the repetitions. The gradients are compared too, so a fast
@@ -19,6 +20,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--width", type=int, default=64, help="the DCGAN's width (the demo's: 32)")
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     return parser.parse_args()
 
@@ -34,13 +36,16 @@ from minigen import ops  # noqa: E402
 from minigen.allocator import keep_freed_memory  # noqa: E402
 from minigen.autodiff import value_and_grad  # noqa: E402
 
-# (name, transposed?, input shape, weight shape, stride, padding)
-CASES = [
-    ("D conv1 1->64, 28->14", False, (64, 1, 28, 28), (64, 1, 4, 4), 2, 1),
-    ("D conv2 64->128, 14->7", False, (64, 64, 14, 14), (128, 64, 4, 4), 2, 1),
-    ("G convT1 128->64, 7->14", True, (64, 128, 7, 7), (128, 64, 4, 4), 2, 1),
-    ("G convT2 64->1, 14->28", True, (64, 64, 14, 14), (64, 1, 4, 4), 2, 1),
-]
+
+def cases(width=64):
+    """(name, transposed?, input shape, weight shape, stride, padding) of the four convolutions of
+    minigen.models.dcgan at this width on MNIST, batch 64: D's two, then G's two transposed ones."""
+    w = width
+    return [(f"D conv1 1->{w}, 28->14", False, (64, 1, 28, 28), (w, 1, 4, 4), 2, 1),
+            (f"D conv2 {w}->{2 * w}, 14->7", False, (64, w, 14, 14), (2 * w, w, 4, 4), 2, 1),
+            (f"G convT1 {2 * w}->{w}, 7->14", True, (64, 2 * w, 7, 7), (2 * w, w, 4, 4), 2, 1),
+            (f"G convT2 {w}->1, 14->28", True, (64, w, 14, 14), (w, 1, 4, 4), 2, 1)]
+
 
 
 def minigen_step(transposed, x, w, r, stride, padding):
@@ -81,9 +86,10 @@ def main():
     args = parse_args()
     header = machine_header(args.threads)
     keep_freed_memory()  # as minigen.train.train_epochs does, and run.py's children (its conv row)
-    rows = [bench_case(*case, args.reps) for case in CASES]
+    rows = [bench_case(*case, args.reps) for case in cases(args.width)]
     total_ours, total_theirs = sum(r["minigen_ms"] for r in rows), sum(r["torch_ms"] for r in rows)
-    print(f"conv forward+backward (grads of x and w), batch 64, median of {args.reps}\n{header}\n")
+    print(f"conv forward+backward (grads of x and w), DCGAN width {args.width}, batch 64, "
+          f"median of {args.reps}\n{header}\n")
     print("| layer | minigen ms | torch ms | ratio | max rel. error |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['case']} | {r['minigen_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f} | "

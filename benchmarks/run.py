@@ -122,11 +122,11 @@ def mlp_vae(rng):
     return (lambda: step((x,))), torch_step, error, flops
 
 
-def conv_layers(rng):
+def conv_layers(rng, width=64):
     """conv2d and conv_transpose2d forward+backward at a DCGAN's MNIST sizes (batch 64, four layers)."""
     import conv_speed
     cases = []
-    for _, transposed, xs, ws, s, p in conv_speed.CASES:
+    for _, transposed, xs, ws, s, p in conv_speed.cases(width):
         x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
         conv = conv_speed.ops.conv_transpose2d if transposed else conv_speed.ops.conv2d
         r = rng.standard_normal(conv(x, w, None, s, p).shape, dtype=np.float32)
@@ -245,6 +245,7 @@ WORKLOADS = {
     "DCGAN step, D then G (batch 64)": dcgan_step,
     "WGAN-GP critic step with penalty (DCGAN critic, batch 64)": wgan_gp_critic_step,
     "conv2d + conv_transpose2d fwd+bwd (DCGAN sizes, batch 64)": conv_layers,
+    "the same at the DCGAN demo's width 32": lambda rng: conv_layers(rng, width=32),
 }
 
 
