@@ -5,7 +5,8 @@
 The BatchNorm layer measures its batch's statistics once (minigen.backprop.batch_statistics)
 and hands them to the primitive ops.batch_norm_train, whose forward and backward passes then
 read them. Without them (`stats=None`, how the primitive is called by anything else) each
-pass measures them again, as the layer did before 38b3e67. Both variants run here in one
+pass measures them again, as the layer did before 38b3e67 (whose forward pass then also took
+one pass more for the affine part, which both variants here share). Both variants run here in one
 process, in turns (a, b, a, b, ...), so that drift in the machine's speed hits both alike:
 the layer's forward + backward pass on the outputs of a convolution (in their channel-rows
 memory order, as minigen's convolutions return them) and run.py's DCGAN step (width 64,
