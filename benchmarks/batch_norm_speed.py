@@ -13,18 +13,13 @@ memory order, as minigen's convolutions return them) and run.py's DCGAN step (wi
 batch norm in both nets). Each figure is the median over the repetitions; the gradients of
 the two variants are compared bit for bit.
 """
-import argparse
-import os
 from contextlib import contextmanager
 
-from common import interleaved_medians, machine_header, pin_threads
+from common import interleaved_medians, machine_header, pin_threads, timing_parser
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--reps", type=int, default=60)
-    return parser.parse_args()
+    return timing_parser(__doc__, reps=60).parse_args()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,16 @@ import sys
 import time
 
 
+def timing_parser(doc, reps, threads=None):
+    """The arguments every timing script here takes: --threads (default: every core) and --reps.
+    A script adds its own to the parser this returns."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=threads or os.cpu_count())
+    parser.add_argument("--reps", type=int, default=reps)
+    return parser
+
+
 def pin_threads(n):
     """Give numpy's BLAS and torch the same number of threads (call before importing either)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -9,17 +9,13 @@ drift in the machine's speed (turbo, other load) hits both alike, and each figur
 is the median over the repetitions. The gradients are compared too, so a fast
 wrong answer cannot pass.
 """
-import argparse
 import json
-import os
 
-from common import interleaved_medians, machine_header, pin_threads, scaled_error
+from common import interleaved_medians, machine_header, pin_threads, scaled_error, timing_parser
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--reps", type=int, default=30)
+    parser = timing_parser(__doc__, reps=30)
     parser.add_argument("--width", type=int, default=64, help="the DCGAN's width (the demo's: 32)")
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     return parser.parse_args()

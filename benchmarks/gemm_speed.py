@@ -6,9 +6,8 @@
 The header names the kernels numpy's OpenBLAS runs (benchmarks/README.md, "Which BLAS
 kernels"). Each figure is the best of --reps products, the two libraries in turns.
 """
-import argparse
 
-from common import interleaved_times, machine_header, pin_threads
+from common import interleaved_times, machine_header, pin_threads, timing_parser
 
 # (m, k, n, what): D's second convolution at width 64 as its three GEMMs, and a square reference.
 SIZES = [
@@ -20,9 +19,7 @@ SIZES = [
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=10)
+    parser = timing_parser(__doc__, reps=10, threads=1)
     args = parser.parse_args()
     pin_threads(args.threads)
     import numpy as np

@@ -10,17 +10,12 @@ on the CPU: a loop over the parameters) and with foreach=True. Each figure is th
 median over the repetitions, all four run in turns; the final parameters of
 minigen's two variants are compared bit for bit.
 """
-import argparse
-import os
 
-from common import interleaved_medians, machine_header, pin_threads
+from common import interleaved_medians, machine_header, pin_threads, timing_parser
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--reps", type=int, default=200)
-    return parser.parse_args()
+    return timing_parser(__doc__, reps=200).parse_args()
 
 
 if __name__ == "__main__":
