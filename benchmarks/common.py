@@ -61,16 +61,20 @@ def machine_header(threads):
             f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}")
 
 
-def interleaved_times(fns, reps, warmup=3):
-    """Seconds of each call of each of `fns` ([[...] per fn], reps each), run in turns (a, b, a, b, ...)
-    so that drift in the machine's load hits all alike; the first `warmup` turns are not kept."""
+def interleaved_times(fns, reps, warmup=3, per_turn=1):
+    """Seconds of each call of each of `fns` ([[...] per fn], reps * per_turn each), run in turns
+    (a, b, a, b, ...) so that drift in the machine's load hits all alike; the first `warmup` turns
+    are not kept. per_turn > 1 makes each turn that many calls in a row: at two threads, numpy's
+    OpenBLAS and torch each leave worker threads spinning after a call, which slow the other
+    library's next call (a torch product right after a numpy one took up to 20x its time)."""
     times = [[] for _ in fns]
     for i in range(warmup + reps):
         for fn, out in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            if i >= warmup:
-                out.append(time.perf_counter() - t0)
+            for _ in range(per_turn):
+                t0 = time.perf_counter()
+                fn()
+                if i >= warmup:
+                    out.append(time.perf_counter() - t0)
     return times
 
 
