@@ -78,10 +78,10 @@ def interleaved_times(fns, reps, warmup=3, per_turn=1):
     return times
 
 
-def interleaved_medians(fns, reps, warmup=3):
+def interleaved_medians(fns, reps, warmup=3, per_turn=1):
     """Median seconds of each of `fns`, run in turns (interleaved_times)."""
     import numpy as np
-    return [float(np.median(t)) for t in interleaved_times(fns, reps, warmup)]
+    return [float(np.median(t)) for t in interleaved_times(fns, reps, warmup, per_turn)]
 
 
 def scaled_error(a, b):
