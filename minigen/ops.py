@@ -237,10 +237,15 @@ def conv2d_label_planes(x, y1, w, b=None, stride=1, padding=0):
 @primitive
 def sigmoid(x):
     """1 / (1 + e^-x), written so that e^(...) never overflows and both tails keep
-    their relative precision: e^min(x, 0) / (1 + e^-|x|), which is 1/(1 + e^-x) for x >= 0
-    and e^x/(1 + e^x) below. (The same as choosing between 1 and e^-|x| with np.where, to
-    the bit, but np.where over a mask that flips at random costs nine times two exps.)"""
-    return onp.exp(onp.minimum(x, 0)) / (1 + onp.exp(-onp.abs(x)))
+    their relative precision: with e = e^-|x| in (0, 1], it is 1 / (1 + e) for x >= 0
+    and e / (1 + e) below (that is e^x / (1 + e^x)).
+
+    The numerator, 1 or e, is max(e, [x >= 0]), the larger of e and the 0/1 mask: one exp
+    in all, and no np.where, which over a mask that flips at random costs more than the
+    rest of this function (benchmarks/README.md). The same bits as choosing with it.
+    """
+    e = onp.exp(-onp.abs(x))
+    return onp.maximum(e, onp.greater_equal(x, 0).astype(e.dtype)) / (1 + e)
 
 
 @primitive
