@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from autograd import grad
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from minigen import ops
@@ -260,6 +260,21 @@ def test_elementwise_ops_match_torch_at_extremes(name, ref):
     assert np.isfinite(value).all() and np.isfinite(g).all()
     np.testing.assert_allclose(value, ref(torch.tensor(EXTREME)).numpy(), rtol=1e-6, atol=1e-30)
     np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-30)
+
+
+@given(st.lists(st.one_of(st.floats(-120, 120, width=32), st.floats(width=32, allow_nan=False)),
+                min_size=1, max_size=50))
+@example([-20.0, -80.0, 30.0])
+def test_sigmoid_keeps_its_relative_precision_in_both_tails(xs):
+    # The docstring's promise: sigmoid(-80) ~ 1.8e-35 is still right to float32's precision,
+    # not rounded to 0 or off by the rounding of 1 + e^80. Against float64 torch, over all float32.
+    x = np.array(xs, np.float32)
+    ref = torch.sigmoid(torch.tensor(x, dtype=torch.float64)).numpy()
+    value = ops.sigmoid(x)
+    assert value.dtype == np.float32
+    normal = ref >= np.finfo(np.float32).tiny  # below, float32 itself keeps fewer digits
+    close(value[normal], ref[normal], 1e-6, scale=0.0)
+    assert np.all(value[~normal] <= np.finfo(np.float32).tiny)
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, 1.5, -0.5])
