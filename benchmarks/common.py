@@ -66,7 +66,7 @@ def interleaved_times(fns, reps, warmup=3, per_turn=1):
     (a, b, a, b, ...) so that drift in the machine's load hits all alike; the first `warmup` turns
     are not kept. per_turn > 1 makes each turn that many calls in a row: at two threads, numpy's
     OpenBLAS and torch each leave worker threads spinning after a call, which slow the other
-    library's next call (a torch product right after a numpy one took up to 20x its time)."""
+    library's next call (a torch product of 20 µs took 3.9 ms right after a numpy one)."""
     times = [[] for _ in fns]
     for i in range(warmup + reps):
         for fn, out in zip(fns, times):
