@@ -9,7 +9,9 @@ library's then five of the other's (--reps such turns), so that drift in the mac
 (turbo, other load) hits both alike, and each figure is the median over its steps. Five in a
 row, not one: at two threads each library leaves a worker thread spinning after its step,
 which slowed the other's next one (torch's four layers 115 ms one step at a time, 67-87 ms
-five at a time). The gradients are compared too, so a fast
+five at a time). Even so, at two threads torch's layers ran slower here than in a process of
+their own (74-77 ms against 56): for the ratio at two threads, read run.py's conv rows, which
+time each library in processes of its own. The gradients are compared too, so a fast
 wrong answer cannot pass.
 """
 import json

@@ -266,8 +266,8 @@ def test_elementwise_ops_match_torch_at_extremes(name, ref):
                 min_size=1, max_size=50))
 @example([-20.0, -80.0, 30.0])
 def test_sigmoid_keeps_its_relative_precision_in_both_tails(xs):
-    # The docstring's promise: sigmoid(-80) ~ 1.8e-35 is still right to float32's precision,
-    # not rounded to 0 or off by the rounding of 1 + e^80. Against float64 torch, over all float32.
+    # The docstring's promise: sigmoid(-80) ~ 1.8e-35 is still right to float32's precision, not lost
+    # to cancellation as in 1 - 1/(1 + e^-x) or (1 + tanh(x/2))/2. Against float64 torch, over all float32.
     x = np.array(xs, np.float32)
     ref = torch.sigmoid(torch.tensor(x, dtype=torch.float64)).numpy()
     value = ops.sigmoid(x)
