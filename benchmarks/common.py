@@ -8,6 +8,20 @@ import platform
 import sys
 import time
 
+# The MLP VAE of run.py's first row (784-400-20, batch 128), which several scripts here time:
+# its dense layers as (in, out, what), and the batch it trains on.
+MLP_VAE_BATCH = 128
+MLP_VAE_LAYERS = [(784, 400, "encoder hidden"), (400, 40, "encoder out (mu, logvar)"),
+                  (20, 400, "decoder hidden"), (400, 784, "decoder out")]
+
+
+def mlp_vae_batch(rng):
+    """(x, eps) for one MLP VAE step: binary images (128, 1, 28, 28) with 30 % ones, then the
+    reparameterization's noise (128, 20), both float32 and drawn from `rng` in that order."""
+    import numpy as np
+    x = (rng.random((MLP_VAE_BATCH, 1, 28, 28), dtype=np.float32) < 0.3).astype(np.float32)
+    return x, rng.standard_normal((MLP_VAE_BATCH, 20), dtype=np.float32)
+
 
 def timing_parser(doc, reps, threads=None):
     """The arguments every timing script here takes: --threads (default: every core) and --reps.

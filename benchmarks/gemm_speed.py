@@ -14,7 +14,8 @@ views, torch's Linear stores (out, in). It shows how much of that row's ratio is
 alone: no autograd, no elementwise work, only the GEMMs.
 """
 
-from common import interleaved_times, machine_header, pin_threads, timing_parser
+from common import MLP_VAE_BATCH as BATCH
+from common import MLP_VAE_LAYERS, interleaved_times, machine_header, pin_threads, timing_parser
 
 # (m, k, n, what): D's second convolution at width 64 as its three GEMMs, and a square reference.
 SIZES = [
@@ -23,11 +24,6 @@ SIZES = [
     (1024, 128, 3136, "D conv2 input gradient: W^T @ G"),
     (128, 3136, 1024, "D conv2 weight gradient: G @ cols^T"),
 ]
-
-BATCH = 128  # run.py's MLP VAE batch
-VAE_LAYERS = [(784, 400, "encoder hidden"), (400, 40, "encoder out (mu, logvar)"),
-              (20, 400, "decoder hidden"), (400, 784, "decoder out")]
-
 
 def dense_products(n_in, n_out, rng, first):
     """The products of one dense layer's forward and backward pass, (what, numpy's, torch's) each:
@@ -46,7 +42,7 @@ def dense_products(n_in, n_out, rng, first):
 def print_vae_products(reps, rng):
     print(f"\n| MLP VAE layer (batch {BATCH}) | product | numpy µs | torch µs |\n|---|---|---|---|")
     totals = [0.0, 0.0]
-    for i, (n_in, n_out, what) in enumerate(VAE_LAYERS):
+    for i, (n_in, n_out, what) in enumerate(MLP_VAE_LAYERS):
         for product, ours, theirs in dense_products(n_in, n_out, rng, first=i == 0):
             best = [min(t) for t in interleaved_times([ours, theirs], reps, warmup=2, per_turn=10)]
             totals = [total + b for total, b in zip(totals, best)]

@@ -26,7 +26,16 @@ import subprocess
 import sys
 import time
 
-from common import interleaved_medians, interleaved_times, machine_header, pin_threads, scaled_error
+from common import (
+    MLP_VAE_BATCH,
+    MLP_VAE_LAYERS,
+    interleaved_medians,
+    interleaved_times,
+    machine_header,
+    mlp_vae_batch,
+    pin_threads,
+    scaled_error,
+)
 
 
 def parse_args(argv=None):
@@ -68,7 +77,7 @@ from minigen.models.vae import VAE, make_train_step  # noqa: E402
 from minigen.optim import Adam  # noqa: E402
 from minigen.tree import leaves  # noqa: E402
 
-BATCH = 128
+BATCH = MLP_VAE_BATCH
 
 
 NOISE_LEVEL = 1e-5  # an array whose largest |gradient| is below this share of the tree's largest is noise
@@ -101,8 +110,7 @@ def mlp_vae(rng):
     model = VAE()
     params = model.init(rng)
     twin = TorchVAE(model, params)
-    x = (rng.random((BATCH, 1, 28, 28), dtype=np.float32) < 0.3).astype(np.float32)
-    eps = rng.standard_normal((BATCH, 20), dtype=np.float32)
+    x, eps = mlp_vae_batch(rng)
 
     value, grads = value_and_grad(model.loss)(params, x, eps)  # parity first, while the weights are the same
     t_value = twin.loss(torch.from_numpy(x), torch.from_numpy(eps))
@@ -117,8 +125,7 @@ def mlp_vae(rng):
         twin.loss(tx, torch.randn(BATCH, 20)).backward()
         opt.step()
 
-    sizes = [(784, 400), (400, 40), (20, 400), (400, 784)]
-    flops = 3 * 2 * BATCH * sum(a * b for a, b in sizes)  # the forward GEMMs, and twice that backward
+    flops = 3 * 2 * BATCH * sum(a * b for a, b, _ in MLP_VAE_LAYERS)  # the forward GEMMs, and twice that backward
     return (lambda: step((x,))), torch_step, error, flops
 
 
@@ -223,8 +230,7 @@ def plain_autograd_vae(rng):
     import plain_autograd
     model = VAE()
     params = model.init(rng)  # the same draws, in the same order, as mlp_vae
-    x = (rng.random((BATCH, 1, 28, 28), dtype=np.float32) < 0.3).astype(np.float32)
-    eps = rng.standard_normal((BATCH, 20), dtype=np.float32)
+    x, eps = mlp_vae_batch(rng)
     pairs, images = plain_autograd.from_minigen(params), x.reshape(BATCH, -1)
     twin = TorchVAE(model, params)
     t_value = twin.loss(torch.from_numpy(x), torch.from_numpy(eps))

@@ -20,7 +20,7 @@ to themselves. Times are medians, the variants in turns (common.interleaved_medi
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 
-from common import interleaved_medians, machine_header, pin_threads
+from common import interleaved_medians, machine_header, mlp_vae_batch, pin_threads
 
 if __name__ == "__main__":
     pin_threads(1)  # before numpy loads: its BLAS reads the thread count once
@@ -62,8 +62,7 @@ def vae_probe(reps):
     model = VAE()
     params = model.init(rng)
     opt = Adam(params)
-    x = (rng.random((128, 1, 28, 28), dtype=np.float32) < 0.3).astype(np.float32)
-    eps = rng.standard_normal((128, 20), dtype=np.float32)
+    x, eps = mlp_vae_batch(rng)
     loss_and_grad = value_and_grad(model.loss)
 
     def whole_batch():
